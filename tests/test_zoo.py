@@ -1,0 +1,104 @@
+"""One walk over every registered model: the shared API, sizes, gradients and golden counts.
+
+Adding a model to the registry adds it here; family files test what is particular to a family.
+"""
+import pytest
+import torch
+
+import zoo
+from zoo.layers import ImageClassifier
+
+ALL_MODELS = zoo.list_models()
+
+
+def _n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _logits(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_min_size_forward_backward_every_param_gets_grad(name):
+    info = zoo.get_model_info(name)
+    model = zoo.create_model(name, num_classes=7, in_chans=1, img_size=info.min_size).train()
+    x = torch.randn(2, 1, info.min_size, info.min_size)
+    out = model(x)
+    aux = out[1] if isinstance(out, tuple) else ()
+    assert _logits(out).shape == (2, 7)
+    assert len(aux) == len(info.aux_loss_weights)
+    loss = _logits(out).square().mean() + sum(a.square().mean() for a in aux)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_native_size_eval_is_deterministic_and_plain(name):
+    info = zoo.get_model_info(name)
+    model = zoo.create_model(name, num_classes=5).eval()
+    x = torch.randn(2, 3, info.native_size, info.native_size)
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    assert isinstance(first, torch.Tensor), "eval mode returns logits only, never auxiliary outputs"
+    assert first.shape == (2, 5)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_shared_api(name):
+    info = zoo.get_model_info(name)
+    model = zoo.create_model(name, num_classes=4, img_size=info.min_size).eval()
+    assert isinstance(model, ImageClassifier)
+    x = torch.randn(1, 3, info.min_size, info.min_size)
+    with torch.no_grad():
+        pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert pooled.shape == (1, model.num_features)
+        model.reset_classifier(9)
+        assert model(x).shape == (1, 9)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_MODELS if zoo.get_model_info(n).paper_params])
+def test_golden_parameter_count_at_1000_classes(name):
+    assert _n_params(zoo.create_model(name)) == zoo.get_model_info(name).paper_params
+
+
+def test_seed_aliases_resolve():
+    assert zoo.resolve_name("resnet") == "resnet18"
+    assert zoo.resolve_name("vit") == "vit_base_patch16_224"
+    assert zoo.resolve_name("alexnet") == "alexnet"
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(zoo.ModelConfigError, match="resnet18"):
+        zoo.create_model("resnet81")
+
+
+def test_list_models_wildcards():
+    assert "resnet18_cifar" in zoo.list_models("resnet*_cifar")
+    assert zoo.list_models("vit") == ["vit_base_patch16_224"]  # an alias matches its model
+    assert all(n.startswith("vit") for n in zoo.list_models("vit_*"))
+
+
+def test_too_small_input_is_a_build_error():
+    with pytest.raises(zoo.ModelConfigError, match="smallest accepted size is 67"):
+        zoo.create_model("alexnet", img_size=32)
+
+
+def test_patch_size_must_divide_input():
+    with pytest.raises(zoo.ModelConfigError, match="does not divide"):
+        zoo.create_model("vit_tiny_patch16_224", img_size=200)
+
+
+def test_metadata_is_complete():
+    for name in ALL_MODELS:
+        info = zoo.get_model_info(name)
+        assert info.paper and 1980 < info.year <= 2026 and info.family
+        assert 0 < info.min_size <= info.native_size
+
+
+def test_vit_position_embedding_resamples_to_another_size():
+    model = zoo.create_model("vit_tiny_patch16_224", num_classes=3).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 384, 384)).shape == (1, 3)

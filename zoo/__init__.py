@@ -1,0 +1,13 @@
+"""A model zoo of image classifiers, each built from its paper.
+
+    import zoo
+    model = zoo.create_model("resnet18", num_classes=10, in_chans=1, img_size=32)
+"""
+from zoo.registry import (ModelConfigError, ModelInfo, create_model, get_model_info, list_models,
+                          register_model, resolve_name)
+
+# Importing a family module registers its models.
+from zoo import alexnet, resnet, vit  # noqa: E402,F401
+
+__all__ = ["ModelConfigError", "ModelInfo", "create_model", "get_model_info", "list_models",
+           "register_model", "resolve_name"]

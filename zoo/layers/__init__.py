@@ -1,0 +1,11 @@
+"""Blocks written once and shared by every model family."""
+from zoo.layers.classifier import ClassifierHead, ImageClassifier
+from zoo.layers.conv import ConvNormAct, make_divisible
+from zoo.layers.drop import DropPath, drop_path, linear_drop_path_rates
+from zoo.layers.patch import PatchEmbed, check_patch_grid, resample_pos_embed, sincos_1d, sincos_2d
+from zoo.layers.squeeze_excite import SqueezeExcite
+from zoo.layers.transformer import Attention, LayerScale, Mlp, TransformerBlock
+
+__all__ = ["Attention", "ClassifierHead", "ConvNormAct", "DropPath", "ImageClassifier", "LayerScale", "Mlp",
+           "PatchEmbed", "SqueezeExcite", "TransformerBlock", "check_patch_grid", "drop_path",
+           "linear_drop_path_rates", "make_divisible", "resample_pos_embed", "sincos_1d", "sincos_2d"]

@@ -1,0 +1,151 @@
+"""ResNet — He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
+
+Variants: ResNet-18/34 (basic blocks) and ResNet-50 (bottlenecks), each in the paper's ImageNet
+layout (7×7/2 stem, 3×3/2 max-pool) and a CIFAR layout (3×3/1 stem, no max-pool; the layout of
+SAM's and most CIFAR ResNet-18 baselines, not the paper's 6n+2 CIFAR nets).
+
+Options: ``stride_in_1x1`` puts a bottleneck's stride on its first 1×1 as in the paper and the
+original Caffe model (3.88 GMACs for ResNet-50); the default puts it on the 3×3 ("v1.5", torchvision,
+4.11 GMACs). ``zero_init_last`` zero-initialises the last BatchNorm of each residual branch
+(Goyal et al., 2017), off by default since the paper does not do it. Projection shortcuts (option B)
+on every change of shape. Weights use He (fan-out) init, as the paper cites.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, SqueezeExcite
+from zoo.registry import register_model
+
+PAPER = "Deep Residual Learning for Image Recognition"
+
+
+class BasicBlock(nn.Module):
+    """3×3 → 3×3, the block of ResNet-18/34."""
+
+    expansion = 1
+
+    def __init__(self, in_chs: int, width: int, stride: int = 1, se_ratio: float = 0.0, **_):
+        super().__init__()
+        out_chs = width * self.expansion
+        self.conv1 = ConvNormAct(in_chs, width, 3, stride)
+        self.conv2 = ConvNormAct(width, out_chs, 3, act_layer=None)
+        self.se = SqueezeExcite(out_chs, max(1, int(out_chs * se_ratio))) if se_ratio else nn.Identity()
+        self.shortcut = _shortcut(in_chs, out_chs, stride)
+        self.act = nn.ReLU(inplace=True)
+
+    def last_norm(self) -> nn.BatchNorm2d:
+        return self.conv2[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.se(self.conv2(self.conv1(x))) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """1×1 reduce → 3×3 (optionally grouped, ResNeXt) → 1×1 expand ×4, the block of ResNet-50 and up."""
+
+    expansion = 4
+
+    def __init__(self, in_chs: int, width: int, stride: int = 1, se_ratio: float = 0.0, groups: int = 1,
+                 base_width: int = 64, stride_in_1x1: bool = False):
+        super().__init__()
+        inner = int(width * base_width / 64) * groups
+        out_chs = width * self.expansion
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = ConvNormAct(in_chs, inner, 1, stride_1x1)
+        self.conv2 = ConvNormAct(inner, inner, 3, stride_3x3, groups=groups)
+        self.conv3 = ConvNormAct(inner, out_chs, 1, act_layer=None)
+        self.se = SqueezeExcite(out_chs, max(1, int(out_chs * se_ratio))) if se_ratio else nn.Identity()
+        self.shortcut = _shortcut(in_chs, out_chs, stride)
+        self.act = nn.ReLU(inplace=True)
+
+    def last_norm(self) -> nn.BatchNorm2d:
+        return self.conv3[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.se(self.conv3(self.conv2(self.conv1(x)))) + self.shortcut(x))
+
+
+def _shortcut(in_chs: int, out_chs: int, stride: int) -> nn.Module:
+    if stride == 1 and in_chs == out_chs:
+        return nn.Identity()
+    return ConvNormAct(in_chs, out_chs, 1, stride, act_layer=None)
+
+
+class ResNet(ImageClassifier):
+    def __init__(self, block: type[nn.Module], depths: tuple[int, ...], num_classes: int = 1000, in_chans: int = 3,
+                 cifar_stem: bool = False, widths: tuple[int, ...] = (64, 128, 256, 512), drop_rate: float = 0.0,
+                 zero_init_last: bool = False, **block_kwargs):
+        super().__init__()
+        stem_width = widths[0]
+        if cifar_stem:
+            self.stem = ConvNormAct(in_chans, stem_width, 3)
+        else:
+            self.stem = nn.Sequential(ConvNormAct(in_chans, stem_width, 7, 2),
+                                      nn.MaxPool2d(3, stride=2, padding=1))
+        stages, in_chs = [], stem_width
+        for i, (width, depth) in enumerate(zip(widths, depths)):
+            blocks = []
+            for j in range(depth):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(block(in_chs, width, stride, **block_kwargs))
+                in_chs = width * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.head = ClassifierHead(in_chs, num_classes, pool="avg", drop=drop_rate)
+        self._init_weights(zero_init_last)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(m.last_norm().weight)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+
+def _resnet(block, depths, *, num_classes, in_chans, img_size, **kwargs) -> ResNet:
+    del img_size  # fully convolutional with global pooling: any size from the minimum up
+    return ResNet(block, depths, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+_IMAGENET = dict(family="resnet", paper=PAPER, year=2016, native_size=224, min_size=32)
+_CIFAR = dict(family="resnet", paper=PAPER, year=2016, native_size=32, min_size=8)
+
+
+@register_model(**_IMAGENET, aliases=("resnet",), paper_params=11_689_512, paper_top1=72.1)
+def resnet18(**kwargs):
+    return _resnet(BasicBlock, (2, 2, 2, 2), **kwargs)
+
+
+@register_model(**_IMAGENET, paper_params=21_797_672, paper_top1=75.5)
+def resnet34(**kwargs):
+    return _resnet(BasicBlock, (3, 4, 6, 3), **kwargs)
+
+
+@register_model(**_IMAGENET, paper_params=25_557_032, paper_top1=77.15)
+def resnet50(**kwargs):
+    return _resnet(Bottleneck, (3, 4, 6, 3), **kwargs)
+
+
+@register_model(**_CIFAR)
+def resnet18_cifar(**kwargs):
+    return _resnet(BasicBlock, (2, 2, 2, 2), cifar_stem=True, **kwargs)
+
+
+@register_model(**_CIFAR)
+def resnet34_cifar(**kwargs):
+    return _resnet(BasicBlock, (3, 4, 6, 3), cifar_stem=True, **kwargs)
+
+
+@register_model(**_CIFAR)
+def resnet50_cifar(**kwargs):
+    return _resnet(Bottleneck, (3, 4, 6, 3), cifar_stem=True, **kwargs)
