@@ -1,0 +1,299 @@
+"""Datasets: small ones as uint8 tensors on the training device, ImageNet as a folder DataLoader.
+
+Small datasets (digits, the MNIST family, CIFAR, synthetic) are read once into uint8 (N, C, H, W)
+tensors that live on the training device; batches are cut, augmented (random crop with padding,
+flip), resized and normalised there, whole-batch at a time, with no per-image Python.
+
+Every split is a ``Split``; a ``BatchStream`` turns a split into batches for one epoch. The order
+and the augmentation of epoch e depend only on (seed, e), so a resumed run sees the same batches.
+"""
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.config import Config
+from harness.errors import UsageError
+
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+DEFAULT_DATA_DIR = Path("data")
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+# Per-channel mean and std of the training images, in [0, 1] units.
+NORMALISATION = {
+    "digits": ((0.3071,), (0.3883,)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "synthetic": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+
+
+@dataclass
+class Split:
+    images: torch.Tensor   # uint8 (N, C, H, W)
+    labels: torch.Tensor   # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class Data:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    in_chans: int
+    synthetic: bool = False
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return NORMALISATION[self.name]
+
+
+# ---------------------------------------------------------------- readers
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not; a clear error when it is damaged."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+        zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+        if zero != 0 or dtype_code != 0x08:
+            raise ValueError("not an unsigned-byte IDX file")
+        shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+        data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+        if data.size != int(np.prod(shape)):
+            raise ValueError(f"expected {int(np.prod(shape))} values, found {data.size}")
+        return data.reshape(shape)
+    except (OSError, EOFError, ValueError, struct.error) as err:
+        raise UsageError(f"dataset file {path} is corrupted or truncated ({err}): delete it and download it again") from None
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """CIFAR's python batches are pickles; allow the numpy array types they hold and nothing else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as handle:
+            batch = _NumpyOnlyUnpickler(handle, encoding="latin1").load()
+        labels = batch.get("labels", batch.get("fine_labels"))
+        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(images) != len(labels):
+            raise ValueError("image and label counts differ")
+        return images, labels
+    except (OSError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as err:
+        raise UsageError(f"dataset file {path} is corrupted or truncated ({err}): delete it and download it again") from None
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def _data_dirs(cfg: Config, system_dirs: tuple[Path, ...] = ()) -> list[Path]:
+    return [Path(cfg.data_dir)] if cfg.data_dir else [DEFAULT_DATA_DIR, *system_dirs]
+
+
+def _find_idx(folders: list[Path], split: str) -> tuple[Path, Path] | None:
+    for folder in folders:
+        for name in (f"{n}.gz" for n in IDX_FILES[split]), IDX_FILES[split]:
+            paths = tuple(folder / n for n in name)
+            if all(p.exists() for p in paths):
+                return paths
+    return None
+
+
+def _download_hint(what: str, folder: Path, files: list[str]) -> str:
+    return (f"{what} is not on disk and could not be downloaded: put {', '.join(files)} in {folder}/ "
+            f"(or pass --data-dir=FOLDER where they are)")
+
+
+def load_mnist_family(cfg: Config, name: str) -> tuple[Split, Split]:
+    torchvision_name = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name]
+    system = (FASHION_MNIST_SYSTEM_DIR,) if name == "fashion_mnist" else ()
+    roots = _data_dirs(cfg, system)
+    candidates = [folder for root in roots for folder in (root, root / torchvision_name / "raw")]
+    if _find_idx(candidates, "train") is None and cfg.download:
+        _try_download(torchvision_name, roots[0])
+    splits = []
+    for split in ("train", "test"):
+        paths = _find_idx(candidates, split)
+        if paths is None:
+            files = [f"{n}.gz" for s in IDX_FILES.values() for n in s]
+            raise UsageError(_download_hint(name, roots[0] / torchvision_name / "raw", files))
+        images, labels = read_idx(paths[0]), read_idx(paths[1])
+        if len(images) != len(labels):
+            raise UsageError(f"{paths[0]} and {paths[1]} hold different numbers of items: the files are damaged")
+        splits.append(Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))))
+    return splits[0], splits[1]
+
+
+def load_cifar(cfg: Config, name: str) -> tuple[Split, Split]:
+    root = _data_dirs(cfg)[0]
+    folder, train_files, test_files = {
+        "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
+        "cifar100": ("cifar-100-python", ["train"], ["test"]),
+    }[name]
+    if not (root / folder / test_files[0]).exists() and cfg.download:
+        _try_download(name.upper(), root)
+    splits = []
+    for files in (train_files, test_files):
+        missing = [f for f in files if not (root / folder / f).exists()]
+        if missing:
+            raise UsageError(_download_hint(name, root / folder, train_files + test_files))
+        parts = [read_cifar_batch(root / folder / f) for f in files]
+        splits.append(Split(torch.from_numpy(np.concatenate([p[0] for p in parts])),
+                            torch.from_numpy(np.concatenate([p[1] for p in parts]))))
+    return splits[0], splits[1]
+
+
+def _try_download(torchvision_name: str, root: Path) -> None:
+    """Let torchvision fetch the files; failing quietly leaves the 'put these files there' error to the caller."""
+    import torchvision.datasets as tvd
+    try:
+        for train in (True, False):
+            getattr(tvd, torchvision_name)(str(root), train=train, download=True)
+    except Exception:  # noqa: BLE001 — no network, a mirror down, a partial file: all end in the same advice
+        pass
+
+
+def load_digits_splits(test_fraction: float = 0.2) -> tuple[Split, Split]:
+    """scikit-learn's digits have no test split: a fixed 20 % (seed 0, whatever the run's seed) is held out."""
+    from sklearn.datasets import load_digits
+    bunch = load_digits()
+    images = torch.from_numpy(np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    n_test = int(round(len(labels) * test_fraction))
+    test, train = order[:n_test], order[n_test:]
+    return Split(images[train], labels[train]), Split(images[test], labels[test])
+
+
+def synthetic_splits(size: int, n_train: int = 1024, n_test: int = 256, classes: int = 10) -> tuple[Split, Split]:
+    gen = torch.Generator().manual_seed(1234)
+    make = lambda n: Split(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen),  # noqa: E731
+                           torch.randint(0, classes, (n,), generator=gen))
+    return make(n_train), make(n_test)
+
+
+def carve_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """A seeded, disjoint train/validation split of the training set."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(round(len(train) * fraction)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    return (Split(train.images[train_idx], train.labels[train_idx]),
+            Split(train.images[val_idx], train.labels[val_idx]))
+
+
+def load_tensor_data(cfg: Config, img_size: int) -> Data:
+    name = cfg.dataset
+    if name == "digits":
+        train, test = load_digits_splits()
+    elif name in ("mnist", "fashion_mnist"):
+        train, test = load_mnist_family(cfg, name)
+    elif name in ("cifar10", "cifar100"):
+        train, test = load_cifar(cfg, name)
+    elif name == "synthetic":
+        train, test = synthetic_splits(img_size)
+    else:
+        raise UsageError(f"dataset '{name}' is not a tensor dataset")
+    train, val = carve_validation(train, cfg.val_fraction, cfg.seed)
+    num_classes = {"cifar100": 100}.get(name, 10)
+    return Data(name, train, val, test, num_classes, train.images.shape[1], synthetic=name == "synthetic")
+
+
+# ---------------------------------------------------------------- batches on the device
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 100_003 + epoch)
+
+
+def random_crop(images: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero-pad each side by ``padding`` and cut a random H×W window per image, for the whole batch at once."""
+    if padding == 0:
+        return images
+    n, c, h, w = images.shape
+    padded = F.pad(images, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device, generator=gen)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device, generator=gen)
+    rows = (dy + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=images.device))[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    chans = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]
+
+
+def random_hflip(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(images.shape[0], device=images.device, generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+class BatchStream:
+    """Batches of one split for one epoch, prepared on the split's device.
+
+    ``train=True`` shuffles and augments (crop, flip); evaluation is deterministic. Both resize to
+    ``img_size`` and normalise. ``rank``/``world_size`` give each process of a distributed run its
+    own shard of every epoch's order.
+    """
+
+    def __init__(self, split: Split, batch_size: int, img_size: int, mean_std, train: bool, seed: int = 0,
+                 crop_padding: int = 0, hflip: bool = False, rank: int = 0, world_size: int = 1):
+        self.split, self.batch_size, self.img_size, self.train = split, batch_size, img_size, train
+        self.seed, self.crop_padding, self.hflip = seed, crop_padding, hflip
+        self.rank, self.world_size = rank, world_size
+        device = split.images.device
+        self.mean = torch.tensor(mean_std[0], device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(mean_std[1], device=device).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        per_rank = len(self.split) // self.world_size
+        return per_rank // self.batch_size if self.train else -(-per_rank // self.batch_size)
+
+    def epoch(self, epoch: int):
+        device = self.split.images.device
+        gen = epoch_generator(self.seed, epoch, device)
+        n = len(self.split)
+        order = torch.randperm(n, device=device, generator=gen) if self.train else torch.arange(n, device=device)
+        per_rank = n // self.world_size if self.train else n
+        order = order[self.rank * per_rank:(self.rank + 1) * per_rank] if self.train else order
+        for i in range(len(self)):
+            index = order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield self.prepare(self.split.images[index], gen), self.split.labels[index]
+
+    def prepare(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.train:
+            images = random_crop(images, self.crop_padding, gen)
+            if self.hflip:
+                images = random_hflip(images, gen)
+        x = images.float().div_(255.0)
+        if x.shape[-1] != self.img_size or x.shape[-2] != self.img_size:
+            x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False,
+                              antialias=x.shape[-1] > self.img_size)
+        return (x - self.mean) / self.std

@@ -1,0 +1,77 @@
+"""A run's record: results/runs/<run-id>/{config.yaml, metrics.csv, summary.json}.
+
+``summary.json`` is written last, with ``status``; readers take only runs whose status is ``completed``.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import platform
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.io import write_json, write_text, write_yaml
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
+                  "epoch_time_s", "images_per_s"]
+
+
+def new_run_id(model: str, dataset: str, seed: int) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}_{model}_{dataset}_s{seed}_{secrets.token_hex(3)}"
+
+
+class RunRecord:
+    def __init__(self, results_dir: str, run_id: str):
+        self.run_id = run_id
+        self.folder = Path(results_dir) / "runs" / run_id
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_yaml(self.folder / "config.yaml", config)
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(history)
+        write_text(self.folder / "metrics.csv", buffer.getvalue())
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.folder / "summary.json", summary)
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else (platform.processor() or "cpu"),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def completed_runs(results_dir: str) -> list[dict[str, Any]]:
+    """Summaries of finished runs only (an interrupted or failed run has no completed summary)."""
+    runs = []
+    for path in sorted(Path(results_dir).glob("runs/*/summary.json")):
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if summary.get("status") == "completed":
+            runs.append(summary)
+    return runs

@@ -1,0 +1,281 @@
+"""The training loop: one for every model.
+
+run(cfg): build data, model, optimizer and schedule → (resume) → for each epoch: train, validate,
+record, checkpoint → test the best-validation and the last weights → summary, plots, exports.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import zoo
+from harness import checkpoint
+from harness.config import Config
+from harness.data import BatchStream, Data, load_tensor_data
+from harness.errors import UsageError
+from harness.io import write_bytes, write_yaml
+from harness.plots import plot_curves
+from harness.recipes import build_optimizer, build_scheduler
+from harness.results import RunRecord, environment, new_run_id
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0                       # epochs completed
+    step: int = 0                        # optimizer steps taken
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_top1: float = -1.0
+    elapsed_s: float = 0.0               # training and validation time over all sessions of the run
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device={name} but no CUDA GPU is visible: use --device=cpu or --device=auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def resolve_img_size(cfg: Config, info: zoo.ModelInfo) -> int:
+    """--img-size wins; otherwise the dataset's size raised to the model's smallest accepted size."""
+    if cfg.img_size is not None:
+        return cfg.img_size
+    if cfg.input_size < info.min_size:
+        print(f"note: {info.name} needs at least {info.min_size}px input; "
+              f"{cfg.dataset}'s {cfg.input_size}px images are resized to {info.min_size}px")
+        return info.min_size
+    return cfg.input_size
+
+
+def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    choice = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+
+
+# ---------------------------------------------------------------- steps
+
+
+def split_output(output) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Models with auxiliary heads return (logits, (aux, ...)) in training mode."""
+    return (output[0], tuple(output[1])) if isinstance(output, tuple) else (output, ())
+
+
+def classification_loss(output, target: torch.Tensor, aux_weights: tuple[float, ...],
+                        label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    logits, aux = split_output(output)
+    loss = F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+    for weight, aux_logits in zip(aux_weights, aux):
+        loss = loss + weight * F.cross_entropy(aux_logits, target, label_smoothing=label_smoothing)
+    return loss, logits
+
+
+def train_one_epoch(model, stream: BatchStream, epoch: int, optimizer, scheduler, scaler, amp_dtype, cfg: Config,
+                    aux_weights: tuple[float, ...], state: TrainState) -> dict[str, float]:
+    model.train()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen, first_bad_step = 0, torch.full((), -1, device=device, dtype=torch.long)
+    steps = len(stream) if cfg.max_steps_per_epoch == 0 else min(len(stream), cfg.max_steps_per_epoch)
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not sys.stderr.isatty())
+    start = time.perf_counter()
+    for i, (x, y) in enumerate(stream.epoch(epoch)):
+        if i == steps:
+            break
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss, logits = classification_loss(model(x), y, aux_weights, cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        detached = loss.detach()
+        # Divergence is noted on the device (no sync per step) and checked once per epoch.
+        first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(detached),
+                                     torch.full_like(first_bad_step, state.step), first_bad_step)
+        state.step += 1
+        loss_sum += detached.float() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if bar.disable is False and i % 10 == 0:
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        bar.update()
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    if first_bad_step.item() >= 0:
+        raise TrainingDiverged(f"loss became NaN or infinite at step {first_bad_step.item()} (epoch {epoch + 1})")
+    return {"train_loss": loss_sum.item() / max(seen, 1), "train_top1": 100.0 * correct.item() / max(seen, 1),
+            "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": elapsed, "images_per_s": seen / elapsed}
+
+
+@torch.no_grad()
+def evaluate(model, stream: BatchStream, amp_dtype, num_classes: int) -> dict[str, float]:
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    top1 = torch.zeros((), device=device, dtype=torch.long)
+    top5 = torch.zeros((), device=device, dtype=torch.long)
+    k, n = min(5, num_classes), 0
+    for x, y in stream.epoch(0):
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        best = logits.topk(k, dim=1).indices
+        top1 += (best[:, 0] == y).sum()
+        top5 += (best == y[:, None]).any(1).sum()
+        n += len(y)
+    return {"loss": loss_sum.item() / n, "top1": 100.0 * top1.item() / n, "top5": 100.0 * top5.item() / n}
+
+
+# ---------------------------------------------------------------- the run
+
+
+def build_streams(cfg: Config, data: Data, img_size: int) -> tuple[BatchStream, BatchStream, BatchStream]:
+    common = dict(batch_size=cfg.batch_size, img_size=img_size, mean_std=data.mean_std)
+    train = BatchStream(data.train, train=True, seed=cfg.seed, crop_padding=cfg.crop_padding, hflip=cfg.hflip,
+                        **common)
+    if len(train) == 0:
+        raise UsageError(f"batch_size {cfg.batch_size} is larger than the {len(data.train)} training images of "
+                         f"{cfg.dataset}: use a smaller --batch-size")
+    return train, BatchStream(data.val, train=False, **common), BatchStream(data.test, train=False, **common)
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    """Train cfg.model on cfg.dataset; returns the run's summary. Nothing is written before all input is checked."""
+    device = select_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    info = zoo.get_model_info(cfg.model)
+    img_size = resolve_img_size(cfg, info)
+    resume_path = checkpoint.resolve_resume(cfg)
+    payload = checkpoint.load(resume_path) if resume_path else None
+    if payload:
+        checkpoint.check_compatible(payload, cfg, resume_path)
+
+    data = load_tensor_data(cfg, img_size)
+    data.train, data.val, data.test = data.train.to(device), data.val.to(device), data.test.to(device)
+    model = zoo.create_model(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=img_size,
+                             **cfg.model_kwargs).to(device)
+    train_stream, val_stream, test_stream = build_streams(cfg, data, img_size)
+    steps_per_epoch = len(train_stream) if cfg.max_steps_per_epoch == 0 else min(len(train_stream),
+                                                                                 cfg.max_steps_per_epoch)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    state, best_weights = TrainState(), None
+    if payload:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        scaler.load_state_dict(payload["scaler"])
+        state = TrainState(**payload["state"])
+        checkpoint.restore_rng(payload["rng"])
+        best_path = resume_path.parent / "best.pt"
+        best_weights = checkpoint.load(best_path)["model"] if best_path.is_file() else None
+        print(f"resumed from {resume_path} after epoch {state.epoch}")
+    record = RunRecord(cfg.results_dir, payload["run_id"] if payload else new_run_id(cfg.model, cfg.dataset, cfg.seed))
+    record.write_config(cfg.to_dict())
+    ckpt_dir = checkpoint.checkpoint_folder(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{info.name}: {n_params / 1e6:.2f}M params, {img_size}px, {cfg.dataset} "
+          f"({len(data.train)} train / {len(data.val)} val / {len(data.test)} test) on {device}; run {record.run_id}")
+
+    for epoch in range(state.epoch, cfg.epochs):
+        epoch_start = time.perf_counter()
+        train_metrics = train_one_epoch(model, train_stream, epoch, optimizer, scheduler, scaler, amp_dtype, cfg,
+                                        info.aux_loss_weights, state)
+        val = evaluate(model, val_stream, amp_dtype, data.num_classes)
+        state.epoch = epoch + 1
+        state.elapsed_s += time.perf_counter() - epoch_start
+        state.history.append({"epoch": state.epoch, **train_metrics, "val_loss": val["loss"],
+                              "val_top1": val["top1"], "val_top5": val["top5"]})
+        improved = val["top1"] > state.best_val_top1
+        if improved:
+            state.best_epoch, state.best_val_top1 = state.epoch, val["top1"]
+            best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        record.write_metrics(state.history)
+        if cfg.checkpoint:
+            if improved:
+                checkpoint.save(ckpt_dir / "best.pt", {"model": best_weights, "epoch": state.epoch,
+                                                       "config": cfg.to_dict(), "run_id": record.run_id})
+            checkpoint.save(ckpt_dir / "last.pt", {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "state": state.__dict__, "rng": checkpoint.capture_rng(), "config": cfg.to_dict(),
+                "run_id": record.run_id})
+        print(f"epoch {state.epoch}/{cfg.epochs}  train loss {train_metrics['train_loss']:.4f} "
+              f"acc {train_metrics['train_top1']:.2f}%  val loss {val['loss']:.4f} top-1 {val['top1']:.2f}% "
+              f"top-5 {val['top5']:.2f}%  lr {train_metrics['lr']:.2e}  {train_metrics['epoch_time_s']:.1f}s "
+              f"{train_metrics['images_per_s']:.0f} img/s", flush=True)
+
+    test_last = evaluate(model, test_stream, amp_dtype, data.num_classes)
+    if best_weights is not None and state.best_epoch != state.epoch:
+        final_weights = copy.deepcopy(model.state_dict())
+        model.load_state_dict(best_weights)
+        test_best = evaluate(model, test_stream, amp_dtype, data.num_classes)
+        model.load_state_dict(final_weights)
+    else:
+        test_best = test_last
+    summary = {
+        "status": "completed", "run_id": record.run_id, "model": info.name, "family": info.family,
+        "dataset": cfg.dataset, "synthetic_data": data.synthetic, "recipe": cfg.recipe, "img_size": img_size,
+        "params": n_params, "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size,
+        "best_epoch": state.best_epoch, "best_val_top1": state.best_val_top1,
+        "test_top1_best": test_best["top1"], "test_top5_best": test_best["top5"],
+        "test_top1_last": test_last["top1"], "test_top5_last": test_last["top5"],
+        "wall_time_s": state.elapsed_s,
+        "train_images_per_s": float(np.median([r["images_per_s"] for r in state.history])) if state.history else 0.0,
+        **environment(),
+    }
+    if cfg.model_save:
+        export_weights(model, record, cfg)
+    plot_curves(state.history, info.name, cfg.dataset, cfg.plots_dir)
+    record.write_summary(summary)
+    print(f"test top-1 {test_best['top1']:.2f}% at the best epoch ({state.best_epoch}), "
+          f"{test_last['top1']:.2f}% at the last; results in {record.folder}")
+    return summary
+
+
+def export_weights(model: nn.Module, record: RunRecord, cfg: Config) -> None:
+    """Final weights as safetensors beside the resolved config (tensors cloned: safetensors refuses shared memory)."""
+    from safetensors.torch import save as safetensors_bytes
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    write_bytes(record.folder / "model.safetensors", safetensors_bytes(tensors, metadata={"model": cfg.model}))
+    write_yaml(record.folder / "model.yaml", cfg.to_dict())

@@ -1,0 +1,51 @@
+"""Train one model of the zoo: python main.py --model=resnet --dataset=digits [--key=value ...]
+
+Every key of configs/base.yaml can be set as --key=value (dashes or underscores); booleans take
+true/false/1/0/yes/no or stand bare for true. --config=FILE adds a YAML layer, --list-models lists
+the registry, --debug shows tracebacks.
+"""
+from __future__ import annotations
+
+import sys
+
+import zoo
+from harness.config import build_config, parse_command_line
+from harness.errors import UsageError
+
+
+def list_models_table() -> str:
+    lines = [f"{'model':32} {'family':12} {'aliases':24} {'native':>6} {'min':>4}  paper"]
+    for name in zoo.list_models():
+        info = zoo.get_model_info(name)
+        lines.append(f"{name:32} {info.family:12} {','.join(info.aliases):24} {info.native_size:>6} "
+                     f"{info.min_size:>4}  {info.paper} ({info.year})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        keys, flags = parse_command_line(argv)
+        if flags["help"]:
+            print(__doc__.strip())
+            return 0
+        if flags["list_models"]:
+            print(list_models_table())
+            return 0
+        cfg = build_config(keys, flags["config"])
+        from harness.train import run  # the heavy imports wait until the input is known to be good
+        run(cfg)
+        return 0
+    except (UsageError, zoo.ModelConfigError) as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The harness end to end on digits: results, plots, checkpoints, exact resume, safe loading."""
+import json
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+import harness.train
+import main
+
+FAST = ["--model=resnet18", "--dataset=digits", "--batch-size=32", "--max-steps-per-epoch=3", "--recipe=seed",
+        "--model-kwargs={drop_rate: 0.2}", "--deterministic", "--device=cpu"]
+
+
+def run_main(*extra):
+    return main.main(FAST + list(extra))
+
+
+def only_run(results="results"):
+    runs = sorted(os.listdir(os.path.join(results, "runs")))
+    assert len(runs) == 1, runs
+    return os.path.join(results, "runs", runs[0])
+
+
+def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_main("--epochs=2", "--model_save=True") == 0
+    run_dir = only_run()
+    assert {"config.yaml", "metrics.csv", "summary.json", "model.safetensors", "model.yaml"} <= set(os.listdir(run_dir))
+    metrics = pd.read_csv(os.path.join(run_dir, "metrics.csv"))
+    assert list(metrics.epoch) == [1, 2]
+    assert {"train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "epoch_time_s",
+            "images_per_s"} <= set(metrics.columns)
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    assert summary["status"] == "completed" and summary["model"] == "resnet18" and summary["img_size"] == 32
+    for key in ("params", "test_top1_best", "test_top1_last", "wall_time_s", "device_name", "torch_version",
+                "git_commit", "seed"):
+        assert key in summary
+    for kind in ("accuracy", "loss"):
+        assert os.path.getsize(tmp_path / "plots" / f"resnet18_digits_{kind}.png") > 1000
+    from safetensors.torch import load_file
+    weights = load_file(os.path.join(run_dir, "model.safetensors"))
+    assert "head.fc.weight" in weights and weights["head.fc.weight"].shape == (10, 512)
+
+
+def test_train_and_eval_modes_switch_every_epoch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    modes = []
+    real_train = harness.train.train_one_epoch
+
+    def spy(model, *args, **kwargs):
+        result = real_train(model, *args, **kwargs)
+        modes.append(("after-train", model.training))
+        return result
+    real_eval = harness.train.evaluate
+
+    def eval_spy(model, *args, **kwargs):
+        result = real_eval(model, *args, **kwargs)
+        modes.append(("after-eval", model.training))
+        return result
+    monkeypatch.setattr(harness.train, "train_one_epoch", spy)
+    monkeypatch.setattr(harness.train, "evaluate", eval_spy)
+    assert run_main("--epochs=2") == 0
+    assert modes[:4] == [("after-train", True), ("after-eval", False)] * 2
+
+
+def test_warmup_finishes_within_a_short_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_main("--epochs=3", "--scheduler=cosine", "--warmup-epochs=1", "--min-lr=0.0001") == 0
+    lrs = pd.read_csv(os.path.join(only_run(), "metrics.csv")).lr.tolist()
+    assert lrs[0] == pytest.approx(0.001)  # end of epoch 1: warm-up done, stepped per iteration
+    assert lrs[0] > lrs[1] > lrs[2] >= 0.0001
+
+
+def _final_state(tmp_path):
+    ckpt = torch.load(tmp_path / "checkpoints" / "resnet18_digits_s0" / "last.pt", weights_only=True)
+    metrics = pd.read_csv(os.path.join(only_run(), "metrics.csv")).drop(columns=["epoch_time_s", "images_per_s"])
+    return ckpt["model"], metrics
+
+
+def test_resume_is_exact(tmp_path, monkeypatch):
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    straight.mkdir(), interrupted.mkdir()
+    monkeypatch.chdir(straight)
+    assert run_main("--epochs=3", "--checkpoint=True", "--scheduler=cosine") == 0
+    weights_a, metrics_a = _final_state(straight)
+
+    monkeypatch.chdir(interrupted)
+    real_train = harness.train.train_one_epoch
+
+    def crash_in_second_epoch(model, stream, epoch, *args, **kwargs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_train(model, stream, epoch, *args, **kwargs)
+    monkeypatch.setattr(harness.train, "train_one_epoch", crash_in_second_epoch)
+    assert run_main("--epochs=3", "--checkpoint=True", "--scheduler=cosine") == 130
+    monkeypatch.setattr(harness.train, "train_one_epoch", real_train)
+    assert run_main("--epochs=3", "--checkpoint=True", "--scheduler=cosine", "--resume=auto") == 0
+    weights_b, metrics_b = _final_state(interrupted)
+
+    pd.testing.assert_frame_equal(metrics_a, metrics_b)
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+    summary = json.load(open(os.path.join(only_run(), "summary.json")))
+    assert summary["test_top1_best"] == json.load(open(os.path.join(only_run(str(straight / "results")),
+                                                                    "summary.json")))["test_top1_best"]
+
+
+def test_resume_with_nothing_to_resume(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_main("--resume=auto") == 2
+    assert "found nothing to resume" in capsys.readouterr().err
+    assert not os.path.exists("results")
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo hacked",))
+    torch.save({"format_version": 1, "x": Payload()}, tmp_path / "evil.pt")
+    assert run_main(f"--resume={tmp_path / 'evil.pt'}") == 2
+    assert "arbitrary Python objects" in capsys.readouterr().err
+
+
+def test_truncated_checkpoint_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_main("--epochs=1", "--checkpoint=True") == 0
+    path = tmp_path / "checkpoints" / "resnet18_digits_s0" / "last.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    assert run_main("--epochs=2", "--checkpoint=True", "--resume=auto") == 2
+    assert "corrupted or truncated" in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_main("--epochs=1", "--checkpoint=True") == 0
+    path = tmp_path / "checkpoints" / "resnet18_digits_s0" / "last.pt"
+    assert run_main("--epochs=2", "--lr=0.5", f"--resume={path}") == 2
+    assert "different config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model=resnt"], "unknown model 'resnt'"),
+    (["--batch-size=5000"], "larger than the"),
+    (["--model=vit_tiny_patch16_224", "--img-size=40"], "does not divide"),
+    (["--model=alexnet", "--img-size=32"], "smallest accepted size"),
+    (["--device=cuda"], "no CUDA GPU"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, message):
+    if argv == ["--device=cuda"] and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    monkeypatch.chdir(tmp_path)
+    assert run_main(*argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_small_input_is_raised_to_the_model_minimum(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main.main(["--model=alexnet", "--dataset=digits", "--epochs=1", "--max-steps-per-epoch=1",
+                      "--batch-size=8", "--recipe=seed"]) == 0
+    assert "resized to 67px" in capsys.readouterr().out
+    assert json.load(open(os.path.join(only_run(), "summary.json")))["img_size"] == 67
