@@ -7,7 +7,7 @@ from zoo.registry import (ModelConfigError, ModelInfo, create_model, get_model_i
                           register_model, resolve_name)
 
 # Importing a family module registers its models.
-from zoo import alexnet, resnet, vit  # noqa: E402,F401
+from zoo import alexnet, gmlp, mlp_mixer, resmlp, resnet, sdpnet, vit  # noqa: E402,F401
 
 __all__ = ["ModelConfigError", "ModelInfo", "create_model", "get_model_info", "list_models",
            "register_model", "resolve_name"]

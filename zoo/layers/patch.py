@@ -69,3 +69,11 @@ def sincos_2d(grid_h: int, grid_w: int, dim: int) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
     table = torch.cat([sincos_1d(ys.flatten(), dim // 2), sincos_1d(xs.flatten(), dim // 2)], dim=-1)
     return table.unsqueeze(0)
+
+
+def check_fixed_input_size(x: torch.Tensor, img_size: int, model_name: str) -> None:
+    """Token-mixing MLPs have one weight per token: refuse any input but the size they were built for."""
+    if tuple(x.shape[-2:]) != (img_size, img_size):
+        raise ModelConfigError(
+            f"{model_name} mixes tokens with weights built for {img_size}×{img_size} input, got "
+            f"{x.shape[-2]}×{x.shape[-1]}: resize the images or build the model with img_size={x.shape[-1]}")

@@ -72,12 +72,12 @@ class TransformerBlock(nn.Module):
     """Pre-norm encoder block: x = x + attn(norm(x)); x = x + mlp(norm(x))."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 qk_norm: bool = False, drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
+                 proj_bias: bool = True, qk_norm: bool = False, drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
                  layer_scale_init: float | None = None, norm_layer=nn.LayerNorm, act_layer=nn.GELU):
         super().__init__()
         self.norm1 = norm_layer(dim)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, qk_norm=qk_norm, attn_drop=attn_drop,
-                              proj_drop=drop)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, proj_bias=proj_bias, qk_norm=qk_norm,
+                              attn_drop=attn_drop, proj_drop=drop)
         self.ls1 = LayerScale(dim, layer_scale_init) if layer_scale_init else nn.Identity()
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=drop)

@@ -1,0 +1,106 @@
+"""ResMLP — Touvron et al., "ResMLP: Feedforward networks for image classification with data-efficient
+training", IEEE TPAMI 2022 (arXiv 2105.03404, 2021).
+
+Variants: ResMLP-S12 (d=384, 12 blocks, LayerScale init 0.1) and ResMLP-S24 (d=384, 24 blocks,
+LayerScale init 1e-5), both with 16×16 patches at 224 px (196 patches).
+
+The model: patches → linear projection → N × [Aff → one Linear across patches (196→196, shared over
+channels) → LayerScale → residual; Aff → MLP (ratio 4, GELU) → LayerScale → residual] → Aff → mean
+over patches → Linear. Aff is the paper's affine "normalisation" x·α + β (α = 1, β = 0 at init, no
+statistics), which replaces LayerNorm. Stochastic depth uses one *uniform* rate for every block, as the
+paper does.
+
+The token-mixing Linear has one weight per patch position, so a model is built for one ``img_size``:
+another size is a ``ModelConfigError`` (at build time when the patch does not tile it, at forward
+otherwise).
+
+Deviations: none known in the architecture; weights use trunc-normal(0.02) init as the released code.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from einops import rearrange
+
+from zoo.layers import (ClassifierHead, DropPath, ImageClassifier, LayerScale, Mlp, PatchEmbed,
+                        check_fixed_input_size)
+from zoo.registry import register_model
+
+PAPER = "ResMLP: Feedforward networks for image classification with data-efficient training"
+
+
+class Affine(nn.Module):
+    """Aff(x) = α ⊙ x + β per channel: ResMLP's normalisation-free replacement for LayerNorm."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(dim))
+        self.beta = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.beta, self.alpha, x)
+
+
+class ResMlpBlock(nn.Module):
+    """Cross-patch Linear then cross-channel MLP, each behind Aff and LayerScale."""
+
+    def __init__(self, num_patches: int, dim: int, mlp_ratio: float = 4.0, layer_scale_init: float = 0.1,
+                 drop: float = 0.0, drop_path: float = 0.0):
+        super().__init__()
+        self.norm1 = Affine(dim)
+        self.token_mix = nn.Linear(num_patches, num_patches)
+        self.ls1 = LayerScale(dim, layer_scale_init)
+        self.norm2 = Affine(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.ls2 = LayerScale(dim, layer_scale_init)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mixed = self.token_mix(rearrange(self.norm1(x), "b n c -> b c n"))
+        x = x + self.drop_path(self.ls1(rearrange(mixed, "b c n -> b n c")))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+
+
+class ResMlp(ImageClassifier):
+    def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 1000,
+                 dim: int = 384, depth: int = 12, mlp_ratio: float = 4.0, layer_scale_init: float = 0.1,
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, model_name: str = "resmlp"):
+        super().__init__()
+        self.img_size = img_size
+        self.model_name = model_name
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, dim)
+        self.blocks = nn.Sequential(*[
+            ResMlpBlock(self.patch_embed.num_patches, dim, mlp_ratio, layer_scale_init, drop=drop_rate,
+                        drop_path=drop_path_rate)
+            for _ in range(depth)])
+        self.norm = Affine(dim)
+        self.head = ClassifierHead(dim, num_classes, pool="mean", drop=drop_rate)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        check_fixed_input_size(x, self.img_size, self.model_name)
+        return self.norm(self.blocks(self.patch_embed(x)))
+
+
+def _resmlp(name: str, config: dict, overrides: dict) -> ResMlp:
+    """``overrides`` (num_classes, in_chans, img_size and any architecture option) win over ``config``."""
+    return ResMlp(model_name=name, **{**config, **overrides})
+
+
+_META = dict(family="resmlp", paper=PAPER, year=2021, native_size=224, min_size=16)
+
+
+@register_model(**_META, aliases=("resmlp",), paper_params=15_350_872, paper_top1=76.6)
+def resmlp_12(**kwargs):
+    return _resmlp("resmlp_12", dict(patch_size=16, dim=384, depth=12, layer_scale_init=0.1), kwargs)
+
+
+@register_model(**_META)
+def resmlp_24(**kwargs):
+    return _resmlp("resmlp_24", dict(patch_size=16, dim=384, depth=24, layer_scale_init=1e-5), kwargs)
