@@ -68,6 +68,10 @@ class Config:
     device: str
     amp: str
     max_steps_per_epoch: int
+    channels_last: bool
+    compile: bool
+    compile_backend: str
+    sync_bn: bool
     checkpoint: bool
     checkpoint_dir: str
     resume: str

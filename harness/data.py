@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import Config
+from harness.distributed import Dist
 from harness.errors import UsageError
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -260,29 +261,41 @@ class BatchStream:
 
     ``train=True`` shuffles and augments (crop, flip); evaluation is deterministic. Both resize to
     ``img_size`` and normalise. ``rank``/``world_size`` give each process of a distributed run its
-    own shard of every epoch's order.
+    own shard: of every epoch's shuffled order in training (equal shards, the remainder dropped), of
+    the split in order for evaluation (every sample seen exactly once over all ranks).
     """
 
     def __init__(self, split: Split, batch_size: int, img_size: int, mean_std, train: bool, seed: int = 0,
-                 crop_padding: int = 0, hflip: bool = False, rank: int = 0, world_size: int = 1):
+                 crop_padding: int = 0, hflip: bool = False, rank: int = 0, world_size: int = 1,
+                 channels_last: bool = False):
         self.split, self.batch_size, self.img_size, self.train = split, batch_size, img_size, train
         self.seed, self.crop_padding, self.hflip = seed, crop_padding, hflip
         self.rank, self.world_size = rank, world_size
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         device = split.images.device
         self.mean = torch.tensor(mean_std[0], device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(mean_std[1], device=device).view(1, -1, 1, 1)
 
+    def _shard(self) -> tuple[int, int]:
+        n = len(self.split)
+        if self.train:
+            size = n // self.world_size
+            return self.rank * size, size
+        size = -(-n // self.world_size)
+        start = min(n, self.rank * size)
+        return start, min(n, start + size) - start
+
     def __len__(self) -> int:
-        per_rank = len(self.split) // self.world_size
-        return per_rank // self.batch_size if self.train else -(-per_rank // self.batch_size)
+        size = self._shard()[1]
+        return size // self.batch_size if self.train else -(-size // self.batch_size)
 
     def epoch(self, epoch: int):
         device = self.split.images.device
         gen = epoch_generator(self.seed, epoch, device)
         n = len(self.split)
         order = torch.randperm(n, device=device, generator=gen) if self.train else torch.arange(n, device=device)
-        per_rank = n // self.world_size if self.train else n
-        order = order[self.rank * per_rank:(self.rank + 1) * per_rank] if self.train else order
+        start, size = self._shard()
+        order = order[start:start + size]
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield self.prepare(self.split.images[index], gen), self.split.labels[index]
@@ -296,4 +309,51 @@ class BatchStream:
         if x.shape[-1] != self.img_size or x.shape[-2] != self.img_size:
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.img_size)
-        return (x - self.mean) / self.std
+        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+
+
+# ---------------------------------------------------------------- the three streams of a run
+
+
+@dataclass
+class Streams:
+    name: str
+    train: "BatchStream"
+    val: "BatchStream"
+    test: "BatchStream"
+    num_classes: int
+    in_chans: int
+    sizes: tuple[int, int, int]   # train / val / test sample counts
+    synthetic: bool = False
+
+
+def open_data(cfg: Config, img_size: int, device: torch.device, ranks: Dist = Dist()) -> Streams:
+    """Train, validation and test batches for ``cfg.dataset`` on ``device``, sharded over the ranks."""
+    mean_std = NORMALISATION[cfg.dataset]
+    common = dict(batch_size=cfg.batch_size, img_size=img_size, mean_std=mean_std, rank=ranks.rank,
+                  world_size=ranks.world_size, channels_last=cfg.channels_last)
+    if cfg.dataset == "imagenet":
+        from harness.imagenet import FolderStream, scan_folder
+        root = _data_dirs(cfg)[0]
+        train_samples, classes = scan_folder(root / "train")
+        test_samples, _ = scan_folder(root / "val")
+        order = torch.randperm(len(train_samples), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        n_val = max(1, round(len(order) * cfg.val_fraction))
+        pick = lambda idx: [train_samples[i] for i in idx]  # noqa: E731
+        make = lambda samples, train: FolderStream(samples, train=train, device=device, seed=cfg.seed,  # noqa: E731
+                                                   workers=cfg.workers, **common)
+        sizes = (len(order) - n_val, n_val, len(test_samples))
+        streams = Streams("imagenet", make(pick(order[n_val:]), True), make(pick(order[:n_val]), False),
+                          make(test_samples, False), len(classes), 3, sizes)
+    else:
+        data = load_tensor_data(cfg, img_size)
+        splits = [split.to(device) for split in (data.train, data.val, data.test)]
+        streams = Streams(data.name,
+                          BatchStream(splits[0], train=True, seed=cfg.seed, crop_padding=cfg.crop_padding,
+                                      hflip=cfg.hflip, **common),
+                          BatchStream(splits[1], train=False, **common), BatchStream(splits[2], train=False, **common),
+                          data.num_classes, data.in_chans, tuple(len(s) for s in splits), data.synthetic)
+    if len(streams.train) == 0:
+        raise UsageError(f"batch_size {cfg.batch_size} per process is larger than the {streams.sizes[0]} training "
+                         f"images of {cfg.dataset} shared by {ranks.world_size} process(es): use a smaller --batch-size")
+    return streams

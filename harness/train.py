@@ -23,7 +23,8 @@ from tqdm import tqdm
 import zoo
 from harness import checkpoint
 from harness.config import Config
-from harness.data import BatchStream, Data, load_tensor_data
+from harness.data import BatchStream, Streams, open_data
+from harness.distributed import Dist, init_distributed, shutdown, weights_in_sync
 from harness.errors import UsageError
 from harness.io import write_bytes, write_yaml
 from harness.plots import plot_curves
@@ -100,14 +101,15 @@ def classification_loss(output, target: torch.Tensor, aux_weights: tuple[float, 
 
 
 def train_one_epoch(model, stream: BatchStream, epoch: int, optimizer, scheduler, scaler, amp_dtype, cfg: Config,
-                    aux_weights: tuple[float, ...], state: TrainState) -> dict[str, float]:
+                    aux_weights: tuple[float, ...], state: TrainState, ranks: Dist = Dist()) -> dict[str, float]:
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen, first_bad_step = 0, torch.full((), -1, device=device, dtype=torch.long)
     steps = len(stream) if cfg.max_steps_per_epoch == 0 else min(len(stream), cfg.max_steps_per_epoch)
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not sys.stderr.isatty())
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               disable=not (sys.stderr.isatty() and ranks.is_main))
     start = time.perf_counter()
     for i, (x, y) in enumerate(stream.epoch(epoch)):
         if i == steps:
@@ -138,14 +140,17 @@ def train_one_epoch(model, stream: BatchStream, epoch: int, optimizer, scheduler
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    if first_bad_step.item() >= 0:
+    totals = ranks.sum_(torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), device=device,
+                                                                                     dtype=torch.double)]))
+    loss_sum, correct, seen = totals[0], totals[1], int(totals[2].item())
+    if ranks.max_(first_bad_step).item() >= 0:
         raise TrainingDiverged(f"loss became NaN or infinite at step {first_bad_step.item()} (epoch {epoch + 1})")
     return {"train_loss": loss_sum.item() / max(seen, 1), "train_top1": 100.0 * correct.item() / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": elapsed, "images_per_s": seen / elapsed}
 
 
 @torch.no_grad()
-def evaluate(model, stream: BatchStream, amp_dtype, num_classes: int) -> dict[str, float]:
+def evaluate(model, stream: BatchStream, amp_dtype, num_classes: int, ranks: Dist = Dist()) -> dict[str, float]:
     model.eval()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -160,25 +165,50 @@ def evaluate(model, stream: BatchStream, amp_dtype, num_classes: int) -> dict[st
         top1 += (best[:, 0] == y).sum()
         top5 += (best == y[:, None]).any(1).sum()
         n += len(y)
-    return {"loss": loss_sum.item() / n, "top1": 100.0 * top1.item() / n, "top5": 100.0 * top5.item() / n}
+    loss_sum, top1, top5, n = ranks.sum_(torch.stack([loss_sum.double(), top1.double(), top5.double(),
+                                                      torch.tensor(float(n), device=device, dtype=torch.double)]))
+    return {"loss": (loss_sum / n).item(), "top1": (100.0 * top1 / n).item(), "top5": (100.0 * top5 / n).item()}
 
 
 # ---------------------------------------------------------------- the run
 
 
-def build_streams(cfg: Config, data: Data, img_size: int) -> tuple[BatchStream, BatchStream, BatchStream]:
-    common = dict(batch_size=cfg.batch_size, img_size=img_size, mean_std=data.mean_std)
-    train = BatchStream(data.train, train=True, seed=cfg.seed, crop_padding=cfg.crop_padding, hflip=cfg.hflip,
-                        **common)
-    if len(train) == 0:
-        raise UsageError(f"batch_size {cfg.batch_size} is larger than the {len(data.train)} training images of "
-                         f"{cfg.dataset}: use a smaller --batch-size")
-    return train, BatchStream(data.val, train=False, **common), BatchStream(data.test, train=False, **common)
+@dataclass
+class Session:
+    """Everything one run holds: built by ``setup``, advanced by ``fit``, closed by ``finish``."""
+    cfg: Config
+    ranks: Dist
+    device: torch.device
+    info: zoo.ModelInfo
+    img_size: int
+    data: Streams
+    model: nn.Module          # the plain module: checkpoints, evaluation, exports
+    train_model: nn.Module    # what the training step calls: DDP- and/or compile-wrapped model
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    record: RunRecord
+    state: TrainState
+    best_weights: dict | None
+
+    def say(self, message: str) -> None:
+        if self.ranks.is_main:
+            print(message, flush=True)
 
 
-def run(cfg: Config) -> dict[str, Any]:
-    """Train cfg.model on cfg.dataset; returns the run's summary. Nothing is written before all input is checked."""
-    device = select_device(cfg.device)
+def wrap_for_training(cfg: Config, model: nn.Module, ranks: Dist, device: torch.device) -> nn.Module:
+    if ranks.enabled:
+        if cfg.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(model, backend=cfg.compile_backend) if cfg.compile else model
+
+
+def setup(cfg: Config) -> Session:
+    """Check every input, then build; no file is written here except the run's config (rank 0)."""
+    ranks, rank_device = init_distributed(cfg.device)
+    device = rank_device or select_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
     info = zoo.get_model_info(cfg.model)
     img_size = resolve_img_size(cfg, info)
@@ -187,13 +217,13 @@ def run(cfg: Config) -> dict[str, Any]:
     if payload:
         checkpoint.check_compatible(payload, cfg, resume_path)
 
-    data = load_tensor_data(cfg, img_size)
-    data.train, data.val, data.test = data.train.to(device), data.val.to(device), data.test.to(device)
+    data = open_data(cfg, img_size, device, ranks)
     model = zoo.create_model(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=img_size,
                              **cfg.model_kwargs).to(device)
-    train_stream, val_stream, test_stream = build_streams(cfg, data, img_size)
-    steps_per_epoch = len(train_stream) if cfg.max_steps_per_epoch == 0 else min(len(train_stream),
-                                                                                 cfg.max_steps_per_epoch)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = len(data.train) if cfg.max_steps_per_epoch == 0 else min(len(data.train),
+                                                                               cfg.max_steps_per_epoch)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
     amp_dtype = autocast_dtype(cfg, device)
@@ -209,68 +239,99 @@ def run(cfg: Config) -> dict[str, Any]:
         checkpoint.restore_rng(payload["rng"])
         best_path = resume_path.parent / "best.pt"
         best_weights = checkpoint.load(best_path)["model"] if best_path.is_file() else None
-        print(f"resumed from {resume_path} after epoch {state.epoch}")
     record = RunRecord(cfg.results_dir, payload["run_id"] if payload else new_run_id(cfg.model, cfg.dataset, cfg.seed))
-    record.write_config(cfg.to_dict())
-    ckpt_dir = checkpoint.checkpoint_folder(cfg)
+    session = Session(cfg, ranks, device, info, img_size, data, model, wrap_for_training(cfg, model, ranks, device),
+                      optimizer, scheduler, scaler, amp_dtype, record, state, best_weights)
+    if ranks.is_main:
+        record.write_config(cfg.to_dict())
+    if payload:
+        session.say(f"resumed from {resume_path} after epoch {state.epoch}")
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{info.name}: {n_params / 1e6:.2f}M params, {img_size}px, {cfg.dataset} "
-          f"({len(data.train)} train / {len(data.val)} val / {len(data.test)} test) on {device}; run {record.run_id}")
+    n_train, n_val, n_test = data.sizes
+    session.say(f"{info.name}: {n_params / 1e6:.2f}M params, {img_size}px, {cfg.dataset} ({n_train} train / "
+                f"{n_val} val / {n_test} test) on {device} x{ranks.world_size}; run {record.run_id}")
+    return session
 
-    for epoch in range(state.epoch, cfg.epochs):
+
+def save_checkpoints(s: Session, improved: bool) -> None:
+    folder = checkpoint.checkpoint_folder(s.cfg)
+    if improved:
+        checkpoint.save(folder / "best.pt", {"model": s.best_weights, "epoch": s.state.epoch,
+                                             "config": s.cfg.to_dict(), "run_id": s.record.run_id})
+    checkpoint.save(folder / "last.pt", {
+        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
+        "scaler": s.scaler.state_dict(), "state": s.state.__dict__, "rng": checkpoint.capture_rng(),
+        "config": s.cfg.to_dict(), "run_id": s.record.run_id})
+
+
+def fit(s: Session) -> None:
+    for epoch in range(s.state.epoch, s.cfg.epochs):
         epoch_start = time.perf_counter()
-        train_metrics = train_one_epoch(model, train_stream, epoch, optimizer, scheduler, scaler, amp_dtype, cfg,
-                                        info.aux_loss_weights, state)
-        val = evaluate(model, val_stream, amp_dtype, data.num_classes)
-        state.epoch = epoch + 1
-        state.elapsed_s += time.perf_counter() - epoch_start
-        state.history.append({"epoch": state.epoch, **train_metrics, "val_loss": val["loss"],
-                              "val_top1": val["top1"], "val_top5": val["top5"]})
-        improved = val["top1"] > state.best_val_top1
+        train_metrics = train_one_epoch(s.train_model, s.data.train, epoch, s.optimizer, s.scheduler, s.scaler,
+                                        s.amp_dtype, s.cfg, s.info.aux_loss_weights, s.state, s.ranks)
+        s.ranks.broadcast_buffers_(s.model)
+        val = evaluate(s.model, s.data.val, s.amp_dtype, s.data.num_classes, s.ranks)
+        s.state.epoch = epoch + 1
+        s.state.elapsed_s += time.perf_counter() - epoch_start
+        s.state.history.append({"epoch": s.state.epoch, **train_metrics, "val_loss": val["loss"],
+                                "val_top1": val["top1"], "val_top5": val["top5"]})
+        improved = val["top1"] > s.state.best_val_top1
         if improved:
-            state.best_epoch, state.best_val_top1 = state.epoch, val["top1"]
-            best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        record.write_metrics(state.history)
-        if cfg.checkpoint:
-            if improved:
-                checkpoint.save(ckpt_dir / "best.pt", {"model": best_weights, "epoch": state.epoch,
-                                                       "config": cfg.to_dict(), "run_id": record.run_id})
-            checkpoint.save(ckpt_dir / "last.pt", {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "state": state.__dict__, "rng": checkpoint.capture_rng(), "config": cfg.to_dict(),
-                "run_id": record.run_id})
-        print(f"epoch {state.epoch}/{cfg.epochs}  train loss {train_metrics['train_loss']:.4f} "
+            s.state.best_epoch, s.state.best_val_top1 = s.state.epoch, val["top1"]
+            s.best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in s.model.state_dict().items()})
+        if s.ranks.is_main:
+            s.record.write_metrics(s.state.history)
+            if s.cfg.checkpoint:
+                save_checkpoints(s, improved)
+        s.say(f"epoch {s.state.epoch}/{s.cfg.epochs}  train loss {train_metrics['train_loss']:.4f} "
               f"acc {train_metrics['train_top1']:.2f}%  val loss {val['loss']:.4f} top-1 {val['top1']:.2f}% "
               f"top-5 {val['top5']:.2f}%  lr {train_metrics['lr']:.2e}  {train_metrics['epoch_time_s']:.1f}s "
-              f"{train_metrics['images_per_s']:.0f} img/s", flush=True)
+              f"{train_metrics['images_per_s']:.0f} img/s")
 
-    test_last = evaluate(model, test_stream, amp_dtype, data.num_classes)
-    if best_weights is not None and state.best_epoch != state.epoch:
-        final_weights = copy.deepcopy(model.state_dict())
-        model.load_state_dict(best_weights)
-        test_best = evaluate(model, test_stream, amp_dtype, data.num_classes)
-        model.load_state_dict(final_weights)
-    else:
-        test_best = test_last
+
+def finish(s: Session) -> dict[str, Any]:
+    """Test the last and the best-validation weights, then write the summary, plots and exports (rank 0)."""
+    if not weights_in_sync(s.model, s.ranks):
+        raise RuntimeError("ranks ended with different weights: the data-parallel run is broken")
+    test_stream = s.data.test
+    test_last = evaluate(s.model, test_stream, s.amp_dtype, s.data.num_classes, s.ranks)
+    test_best = test_last
+    if s.best_weights is not None and s.state.best_epoch != s.state.epoch:
+        final_weights = copy.deepcopy(s.model.state_dict())
+        s.model.load_state_dict(s.best_weights)
+        test_best = evaluate(s.model, test_stream, s.amp_dtype, s.data.num_classes, s.ranks)
+        s.model.load_state_dict(final_weights)
+    history = s.state.history
     summary = {
-        "status": "completed", "run_id": record.run_id, "model": info.name, "family": info.family,
-        "dataset": cfg.dataset, "synthetic_data": data.synthetic, "recipe": cfg.recipe, "img_size": img_size,
-        "params": n_params, "epochs": cfg.epochs, "seed": cfg.seed, "batch_size": cfg.batch_size,
-        "best_epoch": state.best_epoch, "best_val_top1": state.best_val_top1,
+        "status": "completed", "run_id": s.record.run_id, "model": s.info.name, "family": s.info.family,
+        "dataset": s.cfg.dataset, "synthetic_data": s.data.synthetic, "recipe": s.cfg.recipe, "img_size": s.img_size,
+        "params": sum(p.numel() for p in s.model.parameters()), "epochs": s.cfg.epochs, "seed": s.cfg.seed,
+        "batch_size": s.cfg.batch_size, "world_size": s.ranks.world_size,
+        "best_epoch": s.state.best_epoch, "best_val_top1": s.state.best_val_top1,
         "test_top1_best": test_best["top1"], "test_top5_best": test_best["top5"],
         "test_top1_last": test_last["top1"], "test_top5_last": test_last["top5"],
-        "wall_time_s": state.elapsed_s,
-        "train_images_per_s": float(np.median([r["images_per_s"] for r in state.history])) if state.history else 0.0,
+        "wall_time_s": s.state.elapsed_s,
+        "train_images_per_s": float(np.median([r["images_per_s"] for r in history])) if history else 0.0,
         **environment(),
     }
-    if cfg.model_save:
-        export_weights(model, record, cfg)
-    plot_curves(state.history, info.name, cfg.dataset, cfg.plots_dir)
-    record.write_summary(summary)
-    print(f"test top-1 {test_best['top1']:.2f}% at the best epoch ({state.best_epoch}), "
-          f"{test_last['top1']:.2f}% at the last; results in {record.folder}")
+    if s.ranks.is_main:
+        if s.cfg.model_save:
+            export_weights(s.model, s.record, s.cfg)
+        plot_curves(history, s.info.name, s.cfg.dataset, s.cfg.plots_dir)
+        s.record.write_summary(summary)
+    s.say(f"test top-1 {test_best['top1']:.2f}% at the best epoch ({s.state.best_epoch}), "
+          f"{test_last['top1']:.2f}% at the last; results in {s.record.folder}")
     return summary
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    """Train cfg.model on cfg.dataset and return the run's summary."""
+    try:
+        session = setup(cfg)
+        fit(session)
+        return finish(session)
+    finally:
+        shutdown()
 
 
 def export_weights(model: nn.Module, record: RunRecord, cfg: Config) -> None:
