@@ -289,7 +289,7 @@ def fit(s: Session) -> None:
               f"{train_metrics['images_per_s']:.0f} img/s")
 
 
-def finish(s: Session) -> dict[str, Any]:
+def finish(s: Session, started: float) -> dict[str, Any]:
     """Test the last and the best-validation weights, then write the summary, plots and exports (rank 0)."""
     if not weights_in_sync(s.model, s.ranks):
         raise RuntimeError("ranks ended with different weights: the data-parallel run is broken")
@@ -311,6 +311,7 @@ def finish(s: Session) -> dict[str, Any]:
         "test_top1_best": test_best["top1"], "test_top5_best": test_best["top5"],
         "test_top1_last": test_last["top1"], "test_top5_last": test_last["top5"],
         "wall_time_s": s.state.elapsed_s,
+        "process_time_s": time.perf_counter() - started,  # this session, data loading and set-up included
         "train_images_per_s": float(np.median([r["images_per_s"] for r in history])) if history else 0.0,
         **environment(),
     }
@@ -326,10 +327,11 @@ def finish(s: Session) -> dict[str, Any]:
 
 def run(cfg: Config) -> dict[str, Any]:
     """Train cfg.model on cfg.dataset and return the run's summary."""
+    started = time.perf_counter()
     try:
         session = setup(cfg)
         fit(session)
-        return finish(session)
+        return finish(session, started)
     finally:
         shutdown()
 
