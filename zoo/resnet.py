@@ -1,14 +1,23 @@
-"""ResNet — He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
+"""ResNet — He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, and the two families
+that change only its block: ResNeXt — Xie et al., "Aggregated Residual Transformations for Deep Neural
+Networks", CVPR 2017 — and SE-ResNet — Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018.
 
-Variants: ResNet-18/34 (basic blocks) and ResNet-50 (bottlenecks), each in the paper's ImageNet
-layout (7×7/2 stem, 3×3/2 max-pool) and a CIFAR layout (3×3/1 stem, no max-pool; the layout of
-SAM's and most CIFAR ResNet-18 baselines, not the paper's 6n+2 CIFAR nets).
+Variants: ResNet-18/34 (basic blocks) and ResNet-50/101/152 (bottlenecks), each in the paper's ImageNet
+layout (7×7/2 stem, 3×3/2 max-pool); ResNet-18/34/50 also in a CIFAR layout (3×3/1 stem, no max-pool;
+the layout of SAM's and most CIFAR ResNet-18 baselines, not the paper's 6n+2 CIFAR nets).
+ResNeXt-50 (32×4d): grouped 3×3 in every bottleneck, 32 groups of 4 channels in the first stage, doubling
+per stage. ResNeXt-29 (8×64d) is the ResNeXt paper's CIFAR net: a 3×3 64-channel stem, three stages of
+three bottlenecks with outputs 256/512/1024 and 8 groups of 64 channels (doubling per stage), 34.4M params
+at 10 classes. SE-ResNet-18/50: a squeeze-excitation gate (reduction r=16, FCs with biases as in the
+paper) on the residual branch, before the addition.
 
 Options: ``stride_in_1x1`` puts a bottleneck's stride on its first 1×1 as in the paper and the
-original Caffe model (3.88 GMACs for ResNet-50); the default puts it on the 3×3 ("v1.5", torchvision,
-4.11 GMACs). ``zero_init_last`` zero-initialises the last BatchNorm of each residual branch
-(Goyal et al., 2017), off by default since the paper does not do it. Projection shortcuts (option B)
-on every change of shape. Weights use He (fan-out) init, as the paper cites.
+original Caffe model (3.88 GMACs for ResNet-50, registered as ``resnet50_v1``); the default puts it on the
+3×3 ("v1.5", torchvision, 4.11 GMACs; ``resnet50``). SE-ResNet-50 uses the paper's (Caffe) placement, which
+gives its 3.87 GMACs; ResNeXt's own code puts the stride on the 3×3. ``zero_init_last`` zero-initialises the
+last BatchNorm of each residual branch (Goyal et al., 2017), off by default since the paper does not do it.
+Projection shortcuts (option B) on every change of shape. Weights use He (fan-out) init, as the paper
+cites.
 """
 from __future__ import annotations
 
@@ -136,6 +145,21 @@ def resnet50(**kwargs):
     return _resnet(Bottleneck, (3, 4, 6, 3), **kwargs)
 
 
+@register_model(**_IMAGENET, paper_params=25_557_032, paper_top1=77.15)
+def resnet50_v1(**kwargs):
+    return _resnet(Bottleneck, (3, 4, 6, 3), stride_in_1x1=True, **kwargs)
+
+
+@register_model(**_IMAGENET, paper_params=44_549_160, paper_top1=78.25)
+def resnet101(**kwargs):
+    return _resnet(Bottleneck, (3, 4, 23, 3), **kwargs)
+
+
+@register_model(**_IMAGENET, paper_params=60_192_808, paper_top1=78.57)
+def resnet152(**kwargs):
+    return _resnet(Bottleneck, (3, 8, 36, 3), **kwargs)
+
+
 @register_model(**_CIFAR)
 def resnet18_cifar(**kwargs):
     return _resnet(BasicBlock, (2, 2, 2, 2), cifar_stem=True, **kwargs)
@@ -149,3 +173,30 @@ def resnet34_cifar(**kwargs):
 @register_model(**_CIFAR)
 def resnet50_cifar(**kwargs):
     return _resnet(Bottleneck, (3, 4, 6, 3), cifar_stem=True, **kwargs)
+
+
+RESNEXT_PAPER = "Aggregated Residual Transformations for Deep Neural Networks"
+SENET_PAPER = "Squeeze-and-Excitation Networks"
+
+
+@register_model(family="resnext", paper=RESNEXT_PAPER, year=2017, native_size=224, min_size=32,
+                aliases=("resnext",), paper_params=25_028_904, paper_top1=77.8)
+def resnext50_32x4d(**kwargs):
+    return _resnet(Bottleneck, (3, 4, 6, 3), groups=32, base_width=4, **kwargs)
+
+
+@register_model(family="resnext", paper=RESNEXT_PAPER, year=2017, native_size=32, min_size=8)
+def resnext29_8x64d(**kwargs):
+    return _resnet(Bottleneck, (3, 3, 3), widths=(64, 128, 256), cifar_stem=True, groups=8, base_width=64,
+                   **kwargs)
+
+
+@register_model(family="senet", paper=SENET_PAPER, year=2018, native_size=224, min_size=32, aliases=("senet",))
+def se_resnet18(**kwargs):
+    return _resnet(BasicBlock, (2, 2, 2, 2), se_ratio=1 / 16, **kwargs)
+
+
+@register_model(family="senet", paper=SENET_PAPER, year=2018, native_size=224, min_size=32,
+                paper_params=28_088_024, paper_top1=76.71)
+def se_resnet50(**kwargs):
+    return _resnet(Bottleneck, (3, 4, 6, 3), se_ratio=1 / 16, stride_in_1x1=True, **kwargs)
