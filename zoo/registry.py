@@ -68,6 +68,11 @@ def resolve_name(name: str) -> str:
         return name
     if name in _ALIASES:
         return _ALIASES[name]
+    if ":" in name:
+        from zoo import external  # torchvision / timm names; their libraries load only here
+
+        if external.is_external(name):
+            return external.resolve(name)
     candidates = sorted(set(_MODELS) | set(_ALIASES))
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "run `python main.py --list-models` to see them all"
@@ -75,7 +80,12 @@ def resolve_name(name: str) -> str:
 
 
 def get_model_info(name: str) -> ModelInfo:
-    return _MODELS[resolve_name(name)]
+    canonical = resolve_name(name)
+    if canonical not in _MODELS:
+        from zoo import external
+
+        return external.info(canonical)
+    return _MODELS[canonical]
 
 
 def list_models(pattern: str = "*") -> list[str]:

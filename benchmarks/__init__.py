@@ -1,0 +1,1 @@
+"""Benchmarks: complexity (profile), throughput (speed), training sweeps (sweep), the README table and plots."""

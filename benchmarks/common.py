@@ -1,0 +1,71 @@
+"""What the benchmark commands share: model selection, CSV files, the error convention of main.py."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import zoo
+from harness.errors import UsageError
+from harness.io import write_text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are UsageErrors, so every command reports bad input in one line."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see --help)")
+
+
+def select_models(spec: str) -> list[str]:
+    """``all``, names, aliases, shell globs and ``tv:``/``timm:`` names, comma-separated, in the order given."""
+    chosen: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        if item == "all":
+            names = zoo.list_models()
+        elif any(ch in item for ch in "*?[") and ":" not in item:
+            names = zoo.list_models(item)
+            if not names:
+                raise UsageError(f"no registered model matches {item!r}: run `python main.py --list-models`")
+        else:
+            names = [zoo.resolve_name(item)]
+        chosen += [n for n in names if n not in chosen]
+    if not chosen:
+        raise UsageError("no model given: pass --models=NAME[,NAME...], a glob like 'resnet*', or all")
+    return chosen
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def run_command(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
+    """Run a benchmark command the way main.py runs training: bad input → one line on stderr, exit 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return main(argv)
+    except (UsageError, zoo.ModelConfigError) as err:
+        if "--debug" in argv:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
