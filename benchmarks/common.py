@@ -69,3 +69,12 @@ def run_command(main: Callable[[list[str]], int], argv: list[str] | None = None)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def dataset_geometry(dataset: str) -> tuple[int, int]:
+    """(in_chans, num_classes) a dataset gives a model."""
+    from harness.data import NORMALISATION
+
+    if dataset not in NORMALISATION:
+        raise UsageError(f"unknown dataset {dataset!r}: choose one of {', '.join(sorted(NORMALISATION))}")
+    return len(NORMALISATION[dataset][0]), {"cifar100": 100, "imagenet": 1000}.get(dataset, 10)

@@ -78,6 +78,7 @@ class Config:
     model_save: bool
     results_dir: str
     plots_dir: str
+    protocol: str
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
