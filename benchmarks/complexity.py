@@ -27,7 +27,7 @@ import torch.nn as nn
 
 # Ops fvcore skips that cost no MACs by the shared convention (element-wise, shape, pooling, indexing).
 FREE_OPS = {
-    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "neg", "abs", "pow", "sqrt", "rsqrt",
+    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "addcmul", "addcdiv", "div", "div_", "neg", "abs", "pow", "sqrt", "rsqrt",
     "exp", "log", "sin", "cos", "clamp", "clamp_", "clamp_min", "clamp_max", "where", "lt", "gt", "le", "ge", "eq",
     "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "gelu", "silu", "silu_", "sigmoid", "sigmoid_", "tanh",
     "tanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "leaky_relu", "leaky_relu_", "elu", "elu_",
@@ -105,7 +105,7 @@ def flop_counter_macs(model: nn.Module, example: torch.Tensor) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter:  # with autograd on: its module tracker needs grad_fns
         model(example)
     return counter.get_total_flops() // 2
 

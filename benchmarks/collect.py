@@ -1,0 +1,129 @@
+"""Reading results/ for the table and the plots: protocol runs grouped, seeds aggregated, speeds chosen.
+
+A run counts when it is completed, was launched by benchmarks.sweep (its config names a protocol), ran
+whole epochs (max_steps_per_epoch 0) on real data. Runs are grouped by (dataset, protocol, epochs,
+recipe); within a group each seed counts once (its latest run), and a model's cell is the mean ± sample
+standard deviation of the test top-1 at the best-validation epoch over its seeds.
+"""
+from __future__ import annotations
+
+import csv
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.common import read_csv
+from harness.results import completed_runs
+
+
+@dataclass(frozen=True)
+class Group:
+    dataset: str
+    protocol: str
+    epochs: int
+    recipe: str
+
+    @property
+    def slug(self) -> str:
+        return f"{self.dataset}_{self.protocol}_{self.epochs}ep_{self.recipe}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} · {self.protocol} ({self.epochs} ep, {self.recipe} recipe)"
+
+
+@dataclass
+class ModelResult:
+    model: str
+    family: str
+    seeds: list[int] = field(default_factory=list)
+    top1: list[float] = field(default_factory=list)
+    img_size: int = 0
+    params: int = 0
+    train_images_per_s: list[float] = field(default_factory=list)
+    device_names: set[str] = field(default_factory=set)
+    curves: list[list[tuple[int, float]]] = field(default_factory=list)   # per seed: (epoch, val top-1)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.top1)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.top1) if len(self.top1) > 1 else 0.0
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    try:
+        return yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _read_curve(folder: Path) -> list[tuple[int, float]]:
+    path = folder / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [(int(r["epoch"]), float(r["val_top1"])) for r in csv.DictReader(handle) if r.get("val_top1")]
+
+
+def collect_runs(results_dir: str) -> dict[Group, dict[str, ModelResult]]:
+    latest: dict[tuple[Group, str, int], tuple[dict, Path]] = {}
+    for summary in completed_runs(results_dir):
+        folder = Path(results_dir) / "runs" / summary["run_id"]
+        config = _read_config(folder)
+        if not config.get("protocol") or config.get("max_steps_per_epoch", 0) or summary.get("synthetic_data"):
+            continue
+        group = Group(summary["dataset"], config["protocol"], int(summary["epochs"]), summary["recipe"])
+        key = (group, summary["model"], int(summary["seed"]))
+        if key not in latest or summary["run_id"] > latest[key][0]["run_id"]:
+            latest[key] = (summary, folder)
+    groups: dict[Group, dict[str, ModelResult]] = {}
+    for (group, model, seed), (summary, folder) in sorted(latest.items(), key=lambda kv: (kv[0][0].slug, kv[0][1],
+                                                                                           kv[0][2])):
+        result = groups.setdefault(group, {}).setdefault(model, ModelResult(model, summary.get("family", "")))
+        result.seeds.append(seed)
+        result.top1.append(float(summary["test_top1_best"]))
+        result.img_size = int(summary["img_size"])
+        result.params = int(summary["params"])
+        result.train_images_per_s.append(float(summary.get("train_images_per_s", 0.0)))
+        result.device_names.add(str(summary.get("device_name", "")))
+        result.curves.append(_read_curve(folder))
+    return dict(sorted(groups.items(), key=lambda kv: kv[0].slug))
+
+
+@dataclass
+class SpeedSet:
+    """One comparable set of throughput rows: same device, precision, batch, layout and compile setting."""
+    device: str
+    device_name: str
+    precision: str
+    batch_size: str
+    channels_last: str
+    compile: str
+    rows: dict[str, dict[str, str]]
+
+    @property
+    def label(self) -> str:
+        layout = "channels_last" if self.channels_last == "True" else "NCHW"
+        compiled = ", compiled" if self.compile == "True" else ""
+        return f"{self.device_name}, {self.precision}, batch {self.batch_size}, {layout}{compiled}"
+
+
+def choose_speed_set(speed_files: list[Path]) -> SpeedSet | None:
+    """The set covering the most models, GPU sets first; ties broken by the set's description."""
+    sets: dict[tuple, dict[str, dict[str, str]]] = {}
+    for path in sorted(speed_files):
+        for row in read_csv(path):
+            key = (row.get("device", ""), row.get("device_name", ""), row.get("precision", ""),
+                   row.get("train_batch_size", "") or row.get("infer_batch_size", ""), row.get("channels_last", ""),
+                   row.get("compile", ""))
+            sets.setdefault(key, {})[row["model"]] = row
+    if not sets:
+        return None
+    key = min(sets, key=lambda k: (k[0] != "cuda", -len(sets[k]), k))
+    return SpeedSet(*key, rows=sets[key])

@@ -1,0 +1,111 @@
+"""Comparison plots of the protocol runs, one set per (dataset, protocol) group, in plots/:
+
+  compare_<group>_top1_vs_gmacs.png       top-1 against GMACs at the input used (log x), Pareto front
+  compare_<group>_top1_vs_params.png      top-1 against parameters (log x), Pareto front
+  compare_<group>_top1_vs_throughput.png  top-1 against training images/s measured during the runs (log x)
+  compare_<group>_val_curves.png          every model's validation top-1 per epoch (mean over seeds)
+
+The Pareto front joins the models no other model beats on both axes (more accuracy for less cost, or
+for more throughput). Written by ``python -m benchmarks.table`` (or ``python -m benchmarks.plots``).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from benchmarks import collect, profile  # noqa: E402
+from benchmarks.common import ArgumentParser, dataset_geometry, read_csv, run_command  # noqa: E402
+from harness.plots import save_figure  # noqa: E402
+
+
+def pareto_front(points: list[tuple[float, float]], lower_x_better: bool) -> list[tuple[float, float]]:
+    """The points not dominated: walking from the best x to the worst, each one that raises the best accuracy."""
+    front, best = [], float("-inf")
+    for x, y in sorted(points, key=lambda p: (p[0] if lower_x_better else -p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def scatter(points: dict[str, tuple[float, float]], title: str, xlabel: str, path: Path,
+            lower_x_better: bool = True) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, (x, y) in sorted(points.items()):
+        ax.scatter([x], [y], s=25, zorder=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    front = pareto_front(list(points.values()), lower_x_better)
+    if len(front) > 1:
+        xs, ys = zip(*sorted(front))
+        ax.plot(xs, ys, linestyle="--", color="grey", zorder=2, label="Pareto front")
+        ax.legend(loc="lower right")
+    ax.set_xscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel="test top-1 (%)")
+    ax.grid(alpha=0.3, which="both")
+    save_figure(fig, path)
+    return path
+
+
+def validation_curves(results: dict[str, collect.ModelResult], title: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, result in sorted(results.items()):
+        by_epoch: dict[int, list[float]] = {}
+        for curve in result.curves:
+            for epoch, top1 in curve:
+                by_epoch.setdefault(epoch, []).append(top1)
+        epochs = sorted(by_epoch)
+        ax.plot(epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], marker="o", markersize=3, label=name)
+    ax.set(title=title, xlabel="epoch", ylabel="validation top-1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    save_figure(fig, path)
+    return path
+
+
+def comparison_plots(groups: dict, complexity_rows: list[dict], plots_dir: str) -> list[Path]:
+    paths = []
+    for group, results in groups.items():
+        base = Path(plots_dir) / f"compare_{group.slug}"
+        in_chans, num_classes = dataset_geometry(group.dataset)
+        gmacs = {}
+        for name, result in results.items():
+            counted = profile.lookup(complexity_rows, name, result.img_size, in_chans, num_classes)
+            if counted:
+                gmacs[name] = (float(counted["gmacs"]), result.mean)
+        if gmacs:
+            paths.append(scatter(gmacs, f"{group.label}: top-1 against GMACs", "GMACs at the input used (log)",
+                                 base.with_name(base.name + "_top1_vs_gmacs.png")))
+        params = {name: (r.params / 1e6, r.mean) for name, r in results.items() if r.params}
+        paths.append(scatter(params, f"{group.label}: top-1 against parameters", "parameters (M, log)",
+                             base.with_name(base.name + "_top1_vs_params.png")))
+        devices = sorted({d for r in results.values() for d in r.device_names if d})
+        speed = {name: (sum(r.train_images_per_s) / len(r.train_images_per_s), r.mean)
+                 for name, r in results.items() if r.train_images_per_s and min(r.train_images_per_s) > 0}
+        if speed:
+            paths.append(scatter(speed, f"{group.label}: top-1 against training throughput",
+                                 f"training images/s during the runs (log; {', '.join(devices)})",
+                                 base.with_name(base.name + "_top1_vs_throughput.png"), lower_x_better=False))
+        paths.append(validation_curves(results, f"{group.label}: validation top-1",
+                                       base.with_name(base.name + "_val_curves.png")))
+    return paths
+
+
+def main(argv: list[str]) -> int:
+    parser = ArgumentParser(prog="python -m benchmarks.plots", description=__doc__.split("\n")[0])
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--plots-dir", default="plots")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    rows = read_csv(Path(args.results_dir) / "complexity.csv")
+    for path in comparison_plots(collect.collect_runs(args.results_dir), rows, args.plots_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

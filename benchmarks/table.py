@@ -1,0 +1,209 @@
+"""The README's benchmark table, model list and comparison plots: python -m benchmarks.table
+
+Reads results/ (protocol runs, results/complexity.csv, results/speed/*.csv) and the registry, then
+rewrites the README between fixed markers — the table between ``<!-- benchmark-table:start -->`` and
+``<!-- benchmark-table:end -->``, the model list between ``<!-- model-list:start -->`` and
+``<!-- model-list:end -->`` — and writes the comparison plots to plots/ (benchmarks.plots). The output
+depends only on those inputs: running it twice changes nothing. A cell with no measurement shows "—".
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+import zoo
+from benchmarks import collect, profile
+from benchmarks.common import ArgumentParser, dataset_geometry, read_csv, run_command
+from harness.errors import UsageError
+from harness.io import write_text
+
+MISSING = "—"
+TABLE_MARKERS = ("<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->")
+MODEL_LIST_MARKERS = ("<!-- model-list:start -->", "<!-- model-list:end -->")
+# The seed project's README (CIFAR-10, 10 epochs, 224 px, its own per-model schedules), by its model names.
+# Published numbers, not measured here: they appear only in their own labelled column.
+SEED_PUBLISHED = {"alexnet": 71.27, "vggnet": 75.93, "nin": 71.03, "resnet": 74.9, "densenet": 68.25,
+                  "mobilenetv1": 81.72, "mobilenetv2": 83.99, "googlenet": 80.28, "xception": 85.9, "senet": 83.39,
+                  "squeezenet": 62.2, "efficientnetv2": 74.6, "vit": 55.34, "mlpmixer": 68.52, "resmlp": 65.5,
+                  "gmlp": 71.69}
+
+
+def fmt_gmacs(value: str | float | None) -> str:
+    if value in (None, ""):
+        return MISSING
+    value = float(value)
+    return f"{value:.2f}" if value >= 1 else f"{value:.3g}"
+
+
+def fmt_rate(value: str | float | None) -> str:
+    if value in (None, ""):
+        return MISSING
+    value = float(value)
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def fmt_top1(result: collect.ModelResult | None) -> str:
+    if result is None:
+        return MISSING
+    if len(result.top1) == 1:
+        return f"{result.mean:.2f} (1)"
+    return f"{result.mean:.2f} ± {result.std:.2f} ({len(result.top1)})"
+
+
+def seed_published() -> dict[str, float]:
+    """The seed's numbers under this zoo's canonical names (seed names resolve through the aliases)."""
+    numbers = {}
+    for seed_name, top1 in SEED_PUBLISHED.items():
+        try:
+            numbers[zoo.resolve_name(seed_name)] = top1
+        except zoo.ModelConfigError:
+            continue
+    return numbers
+
+
+def model_info(name: str) -> zoo.ModelInfo | None:
+    try:
+        return zoo.get_model_info(name)
+    except zoo.ModelConfigError:
+        return None
+
+
+def table_models(groups) -> list[str]:
+    names = set(zoo.list_models())
+    for results in groups.values():
+        names |= set(results)
+
+    def order(name: str):
+        info = model_info(name)
+        return (info.year if info and info.year else 9999, info.family if info else "", name)
+
+    return sorted(names, key=order)
+
+
+def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
+                    groups: dict) -> str:
+    published = seed_published()
+    speed_note = f"{speed.label}" if speed else "no throughput measured yet"
+    header = ["model", "family", "year", "params (M)", "GMACs @ native size", "train img/s ¹", "infer img/s ¹"]
+    for group in groups:
+        header += [f"top-1 % {group.label}", f"GMACs @ {group.dataset} input"]
+    header += ["paper ImageNet top-1 %", "seed README CIFAR-10 top-1 % ²"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in table_models(groups):
+        info = model_info(name)
+        native = profile.lookup(complexity_rows, name, info.native_size, 3, 1000) if info else None
+        speed_row = speed.rows.get(name) if speed else None
+        cells = [f"`{name}`", info.family if info else MISSING,
+                 str(info.year) if info and info.year else MISSING,
+                 f"{int(native['params']) / 1e6:.2f}" if native else MISSING,
+                 fmt_gmacs(native["gmacs"]) if native else MISSING,
+                 fmt_rate(speed_row.get("train_samples_per_sec")) if speed_row else MISSING,
+                 fmt_rate(speed_row.get("infer_samples_per_sec")) if speed_row else MISSING]
+        for group, results in groups.items():
+            result = results.get(name)
+            cells.append(fmt_top1(result))
+            if result:
+                in_chans, num_classes = dataset_geometry(group.dataset)
+                counted = profile.lookup(complexity_rows, name, result.img_size, in_chans, num_classes)
+                cells.append(f"{fmt_gmacs(counted['gmacs'])} @{result.img_size}px" if counted else MISSING)
+            else:
+                cells.append(MISSING)
+        cells.append(f"{info.paper_top1:.1f}" if info and info.paper_top1 is not None else MISSING)
+        cells.append(f"{published[name]:.2f}" if name in published else MISSING)
+        lines.append("| " + " | ".join(cells) + " |")
+
+    notes = [
+        "_Generated by `python -m benchmarks.table` from `results/`; do not edit by hand._",
+        "",
+        "GMACs: multiply-accumulates of one forward pass at batch 1, attention included "
+        "(`python -m benchmarks.profile`; native size: 3 channels, 1000 classes). Top-1: test accuracy at the "
+        "best-validation epoch, mean ± sample std over seeds, (n) = number of seeds. "
+        f"{MISSING} = not measured.",
+        "",
+        *lines,
+        "",
+        f"¹ Throughput from `python -m benchmarks.speed`: {speed_note}.",
+        "² Published by the seed project (Mayurji/CNNs-PyTorch README: CIFAR-10, 10 epochs, 224 px, its own "
+        "per-model schedules); not measured here.",
+    ]
+    if groups:
+        notes += ["", "Rerun a model's cell (seeds as in the table):", ""]
+        for group, results in groups.items():
+            seeds = ",".join(str(s) for s in sorted({s for r in results.values() for s in r.seeds}))
+            dataset_flag = ""
+            try:
+                from benchmarks.sweep import load_protocol
+                if load_protocol(group.protocol).dataset != group.dataset:
+                    dataset_flag = f" --dataset={group.dataset}"
+            except UsageError:
+                pass
+            notes.append(f"- {group.label}: `python -m benchmarks.sweep --protocol={group.protocol} "
+                         f"--models=MODEL --seeds={seeds}{dataset_flag}`")
+    return "\n".join(notes)
+
+
+def counted_params(name: str) -> int | None:
+    """Parameters at 1000 classes, 3 channels, native size, counted on the meta device (no memory, no init)."""
+    try:
+        with torch.device("meta"):
+            model = zoo.create_model(name)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:  # noqa: BLE001 — a builder that cannot run on meta tensors is built for real
+        return sum(p.numel() for p in zoo.create_model(name).parameters())
+
+
+def model_list(complexity_rows: list[dict]) -> str:
+    lines = ["| model | family | aliases | params (M, 1000 classes) | native px | min px | paper | year |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in zoo.list_models():
+        info = zoo.get_model_info(name)
+        native = profile.lookup(complexity_rows, name, info.native_size, 3, 1000)
+        params = int(native["params"]) if native else counted_params(name)
+        aliases = ", ".join(f"`{a}`" for a in info.aliases) or MISSING
+        lines.append(f"| `{name}` | {info.family} | {aliases} | {params / 1e6:.2f} | {info.native_size} | "
+                     f"{info.min_size} | {info.paper} | {info.year} |")
+    return "\n".join([f"{len(zoo.list_models())} models, generated from the registry by "
+                      "`python -m benchmarks.table`.", "", *lines])
+
+
+def replace_between(text: str, markers: tuple[str, str], body: str, path: Path) -> str:
+    start, end = markers
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise UsageError(f"{path} lacks the markers {start} … {end}: add them where the section belongs")
+    return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text, count=1)
+
+
+def main(argv: list[str]) -> int:
+    parser = ArgumentParser(prog="python -m benchmarks.table", description=__doc__.split("\n")[0])
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--plots-dir", default="plots")
+    parser.add_argument("--no-plots", dest="plots", action="store_false")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    readme = Path(args.readme)
+    if not readme.is_file():
+        raise UsageError(f"{readme} does not exist: pass --readme=PATH")
+    complexity_rows = read_csv(Path(args.results_dir) / "complexity.csv")
+    speed = collect.choose_speed_set(list((Path(args.results_dir) / "speed").glob("*.csv")))
+    groups = collect.collect_runs(args.results_dir)
+    text = readme.read_text(encoding="utf-8")
+    updated = replace_between(text, TABLE_MARKERS, benchmark_table(complexity_rows, speed, groups),
+                              readme)
+    updated = replace_between(updated, MODEL_LIST_MARKERS, model_list(complexity_rows), readme)
+    if updated != text:
+        write_text(readme, updated)
+    print(f"{readme}: {'updated' if updated != text else 'unchanged'}; {len(groups)} protocol group(s)")
+    if args.plots:
+        from benchmarks.plots import comparison_plots
+        for path in comparison_plots(groups, complexity_rows, args.plots_dir):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))
