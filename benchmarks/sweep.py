@@ -107,7 +107,8 @@ def record_complexity(summary: dict, complexity_csv: str) -> None:
 
 
 def sweep(protocol: Protocol, models: list[str], seeds: list[int], dataset: str, overrides: dict[str, Any],
-          checkpoint_root: str = "checkpoints", complexity_csv: str = profile.DEFAULT_OUT) -> dict[str, list]:
+          checkpoint_root: str = "checkpoints", complexity_csv: str = profile.DEFAULT_OUT,
+          debug: bool = False) -> dict[str, list]:
     from harness.train import run  # heavy imports only once the input is known to be good
 
     outcome: dict[str, list] = {"trained": [], "skipped": [], "failed": []}
@@ -130,7 +131,7 @@ def sweep(protocol: Protocol, models: list[str], seeds: list[int], dataset: str,
         except Exception as err:  # noqa: BLE001 — one failing model is reported and the sweep goes on
             detail = str(err).splitlines()[0] if str(err) else ""
             print(f"[sweep] {label}: FAILED: {type(err).__name__}: {detail}", file=sys.stderr, flush=True)
-            if "--debug" in sys.argv:
+            if debug:
                 traceback.print_exc()
             outcome["failed"].append(f"{label} ({type(err).__name__}: {detail})")
             continue
@@ -167,7 +168,7 @@ def main(argv: list[str]) -> int:
             raise UsageError(f"--{key} is set by the sweep: use --models, --seeds, --protocol or --dataset")
     protocol = load_protocol(args.protocol)
     outcome = sweep(protocol, select_models(args.models), parse_seeds(args.seeds), args.dataset or protocol.dataset,
-                    overrides, args.checkpoint_root, args.complexity)
+                    overrides, args.checkpoint_root, args.complexity, args.debug)
     print(f"[sweep] {protocol.name}: {len(outcome['trained'])} trained, {len(outcome['skipped'])} skipped, "
           f"{len(outcome['failed'])} failed")
     for failure in outcome["failed"]:

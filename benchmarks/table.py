@@ -45,6 +45,15 @@ def fmt_rate(value: str | float | None) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def speed_cell(row: dict | None, kind: str, info: zoo.ModelInfo | None) -> str:
+    """Images/s, with the input size named when it is not the model's native size."""
+    if not row or row.get(f"{kind}_samples_per_sec") in (None, ""):
+        return MISSING
+    size = row.get(f"{kind}_img_size", "")
+    at = f" @{size}px" if size and (info is None or str(info.native_size) != str(size)) else ""
+    return fmt_rate(row[f"{kind}_samples_per_sec"]) + at
+
+
 def fmt_top1(result: collect.ModelResult | None) -> str:
     if result is None:
         return MISSING
@@ -100,8 +109,7 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
                  str(info.year) if info and info.year else MISSING,
                  f"{int(native['params']) / 1e6:.2f}" if native else MISSING,
                  fmt_gmacs(native["gmacs"]) if native else MISSING,
-                 fmt_rate(speed_row.get("train_samples_per_sec")) if speed_row else MISSING,
-                 fmt_rate(speed_row.get("infer_samples_per_sec")) if speed_row else MISSING]
+                 speed_cell(speed_row, "train", info), speed_cell(speed_row, "infer", info)]
         for group, results in groups.items():
             result = results.get(name)
             cells.append(fmt_top1(result))

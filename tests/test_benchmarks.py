@@ -212,7 +212,8 @@ def fixture_results(tmp_path):
         writer = csv.DictWriter(handle, fieldnames=speed.COLUMNS)
         writer.writeheader()
         writer.writerow({"model": "resnet18", "infer_samples_per_sec": 5000.0, "train_samples_per_sec": 1500.0,
-                         "infer_batch_size": 256, "train_batch_size": 256, "device": "cuda",
+                         "infer_batch_size": 256, "train_batch_size": 256, "infer_img_size": 224,
+                         "train_img_size": 224, "device": "cuda",
                          "device_name": "Test GPU 80GB", "precision": "bf16", "channels_last": True, "compile": False})
     readme = tmp_path / "README.md"
     readme.write_text("# title\n\n" + "\n".join(table.TABLE_MARKERS) + "\n\ntext\n\n" +
