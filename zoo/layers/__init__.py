@@ -1,5 +1,6 @@
 """Blocks written once and shared by every model family."""
 from zoo.layers.activations import KeLU, get_act_layer, kelu, raised_cosine_cdf
+from zoo.layers.cct_block import CCTBlock, init_cct_weights
 from zoo.layers.classifier import ClassifierHead, ImageClassifier
 from zoo.layers.cnn_heads import ConvPoolHead, aux_avg_pool
 from zoo.layers.conv import ConvNormAct, make_divisible
@@ -8,7 +9,8 @@ from zoo.layers.patch import PatchEmbed, check_fixed_input_size, check_patch_gri
 from zoo.layers.squeeze_excite import SqueezeExcite
 from zoo.layers.transformer import Attention, LayerScale, Mlp, TransformerBlock
 
-__all__ = ["Attention", "ClassifierHead", "ConvNormAct", "ConvPoolHead", "DropPath", "ImageClassifier", "KeLU",
-           "LayerScale", "Mlp", "PatchEmbed", "SqueezeExcite", "TransformerBlock", "aux_avg_pool",
-           "check_fixed_input_size", "check_patch_grid", "drop_path", "get_act_layer", "kelu", "linear_drop_path_rates",
-           "raised_cosine_cdf", "make_divisible", "resample_pos_embed", "sincos_1d", "sincos_2d"]
+__all__ = ["Attention", "CCTBlock", "ClassifierHead", "ConvNormAct", "ConvPoolHead", "DropPath", "ImageClassifier",
+           "KeLU", "LayerScale", "Mlp", "PatchEmbed", "SqueezeExcite", "TransformerBlock", "aux_avg_pool",
+           "check_fixed_input_size", "check_patch_grid", "drop_path", "get_act_layer", "init_cct_weights", "kelu",
+           "linear_drop_path_rates", "make_divisible", "raised_cosine_cdf", "resample_pos_embed", "sincos_1d",
+           "sincos_2d"]
