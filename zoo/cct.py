@@ -86,7 +86,7 @@ def sine_table(num_tokens: int, dim: int) -> torch.Tensor:
 
 
 class CompactTransformer(ImageClassifier):
-    """CCT: conv tokenizer → (+ position embedding) → CCT encoder blocks → LayerNorm → sequence pooling → Linear."""
+    """Conv tokenizer → position embedding → CCT blocks → LayerNorm → sequence pooling → Linear."""
 
     def __init__(self, img_size: int = 224, in_chans: int = 3, num_classes: int = 1000, dim: int = 384,
                  depth: int = 14, num_heads: int = 6, mlp_ratio: float = 3.0, kernel_size: int = 7,

@@ -30,10 +30,11 @@ Position embeddings (``pos_embed``):
   Positional Embeddings", NeurIPS 2021. The same sinusoids, but in training every image draws a random
   global shift (per axis, U(±``cape_global_shift``)), a local shift per patch and axis (U(±``cape_local_shift``)
   patch spacings) and a global scaling (log-uniform in [1/``cape_global_scaling``, ``cape_global_scaling``]);
-  at eval it is exactly ``"sincos"``. Defaults 0.5 / 0.5 / 1.4 are the values used for ViT with CAPE (the
-  authors' recipe, as in the reference CAPE2d implementation). Deviation: the paper mixes x and y with
-  rotating directions per frequency; here half the channels encode y and half x (``sincos_1d``), over the
-  same frequency band π·10^(k/q), k = 1..q. The class token gets no position term.
+  at eval it is exactly ``"sincos"``. Defaults 0.5 / 0.5 / 1.4 are the ViT settings of the public CAPE2d
+  reimplementation (gcambara/cape, after the paper's ViT experiments; not re-read from the paper's own
+  table); a local shift up to half a patch spacing keeps neighbouring patches in order. Deviation: the
+  paper mixes x and y with rotating directions per frequency; here half the channels encode y and half x
+  (``sincos_1d``), over the same frequency band π·10^(k/q), k = 1..q. The class token gets no position term.
 """
 from __future__ import annotations
 
