@@ -7,8 +7,9 @@ from zoo.registry import (ModelConfigError, ModelInfo, create_model, get_model_i
                           register_model, resolve_name)
 
 # Importing a family module registers its models.
-from zoo import (alexnet, cct, darknet, densenet, gmlp, googlenet, inception, lenet, mlp_mixer,  # noqa: E402,F401
-                 nin, resmlp, resnet, sdpnet, vgg, vit, xception)
+from zoo import (alexnet, cct, darknet, densenet, efficientnet, gmlp, googlenet, inception,  # noqa: E402,F401
+                 lenet, mlp_mixer, mobilenet, nin, resmlp, resnet, sdpnet, shufflenet, squeezenet, vgg, vit,
+                 xception)
 
 __all__ = ["ModelConfigError", "ModelInfo", "create_model", "get_model_info", "list_models",
            "register_model", "resolve_name"]
