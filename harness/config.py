@@ -40,6 +40,7 @@ class Config:
     img_size: int | None
     input_size: int
     val_fraction: float
+    synthetic_images: int
     crop_padding: int
     hflip: bool
     workers: int

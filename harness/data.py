@@ -221,7 +221,7 @@ def load_tensor_data(cfg: Config, img_size: int) -> Data:
     elif name in ("cifar10", "cifar100"):
         train, test = load_cifar(cfg, name)
     elif name == "synthetic":
-        train, test = synthetic_splits(img_size)
+        train, test = synthetic_splits(img_size, n_train=cfg.synthetic_images)
     else:
         raise UsageError(f"dataset '{name}' is not a tensor dataset")
     train, val = carve_validation(train, cfg.val_fraction, cfg.seed)
