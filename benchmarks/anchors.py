@@ -52,7 +52,7 @@ def bare_images_per_s(name: str, args, device: torch.device) -> float:
 def harness_images_per_s(name: str, args, device: torch.device) -> float:
     """Median training images/s over the epochs of a real harness run on synthetic images."""
     from harness.train import run
-    steps = args.warmup + args.steps
+    steps = args.warmup + args.steps + 1  # one batch more: the validation split takes a few images
     with tempfile.TemporaryDirectory() as scratch:
         cfg = build_config({
             "model": name, "dataset": "synthetic", "recipe": "seed", "img_size": args.img_size,
