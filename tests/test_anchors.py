@@ -24,7 +24,7 @@ def test_anchor_csvs_on_cpu(tmp_path):
     pair, = rows(next(out.glob("*_libraries.csv")))
     assert pair["reference"] == "tv:resnet18"
     assert float(pair["ratio"]) == pytest.approx(float(pair["zoo_train_images_per_s"]) /
-                                                 float(pair["reference_train_images_per_s"]), rel=1e-3)
+                                                 float(pair["reference_train_images_per_s"]), rel=2e-2)  # from unrounded rates
     mfu, = rows(next(out.glob("*_mfu.csv")))
     assert float(mfu["forward_gmacs"]) > 0 and mfu["mfu_pct"] == ""  # no peak is known for a CPU
 
