@@ -53,16 +53,42 @@ class Config:
     momentum: float
     nesterov: bool
     betas: list
+    opt_eps: float
+    rmsprop_alpha: float
     weight_decay: float
+    no_weight_decay: list
     scheduler: str
+    paper_epochs: int
     warmup_epochs: float
+    warmup_lr: float
     min_lr: float
     milestones: list
     gamma: float
-    label_smoothing: float
+    decay_epochs: float
+    poly_power: float
+    restart_epochs: float
+    restart_mult: float
+    cycle_epochs: float
     grad_clip: float
+    agc_clip: float
+    agc_eps: float
     sam: bool
     sam_rho: float
+    sam_adaptive: bool
+    # regularisation
+    label_smoothing: float
+    mixup_alpha: float
+    cutmix_alpha: float
+    mixup_prob: float
+    mixup_switch_prob: float
+    auto_augment: str
+    randaug_layers: int
+    randaug_magnitude: int
+    random_erasing: float
+    aug_group_size: int
+    ema_decay: float
+    ema_warmup: bool
+    ema_select: bool
     # run
     seed: int
     deterministic: bool
@@ -181,7 +207,10 @@ def _apply(values: dict[str, Any], layer: dict[str, Any], source: str) -> None:
         if key not in FIELDS:
             raise UsageError(f"unknown config key '{raw_key}' ({source}): {_suggest(key)}"
                              f"valid keys are {', '.join(sorted(FIELDS))}")
-        values[key] = _coerce(key, value, source)
+        value = _coerce(key, value, source)
+        if key == "model_kwargs" and values.get(key):
+            value = {**values[key], **value}  # a later layer adds to (or overrides) the recipe's options
+        values[key] = value
 
 
 def model_recipe_layers(model: str) -> list[tuple[dict[str, Any], str]]:
@@ -252,6 +281,10 @@ def validate(cfg: Config) -> None:
         raise UsageError(f"amp must be auto, off, bf16 or fp16, got '{cfg.amp}'")
     if cfg.max_steps_per_epoch < 0:
         raise UsageError(f"max_steps_per_epoch must be 0 (no limit) or positive, got {cfg.max_steps_per_epoch}")
+    from harness.augment import check_augment
+    from harness.recipes import check_recipe
+    check_recipe(cfg)
+    check_augment(cfg)
 
 
 COMMAND_FLAGS = {"config", "debug", "help", "list_models"}

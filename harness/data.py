@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.augment import build_batch_augment
 from harness.config import Config
 from harness.distributed import Dist
 from harness.errors import UsageError
@@ -259,7 +260,7 @@ def random_hflip(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 class BatchStream:
     """Batches of one split for one epoch, prepared on the split's device.
 
-    ``train=True`` shuffles and augments (crop, flip); evaluation is deterministic. Both resize to
+    ``train=True`` shuffles and augments (crop, flip, the recipe's ``augment``); evaluation is deterministic. Both resize to
     ``img_size`` and normalise. ``rank``/``world_size`` give each process of a distributed run its
     own shard: of every epoch's shuffled order in training (equal shards, the remainder dropped), of
     the split in order for evaluation (every sample seen exactly once over all ranks).
@@ -267,9 +268,10 @@ class BatchStream:
 
     def __init__(self, split: Split, batch_size: int, img_size: int, mean_std, train: bool, seed: int = 0,
                  crop_padding: int = 0, hflip: bool = False, rank: int = 0, world_size: int = 1,
-                 channels_last: bool = False):
+                 channels_last: bool = False, augment=None):
         self.split, self.batch_size, self.img_size, self.train = split, batch_size, img_size, train
         self.seed, self.crop_padding, self.hflip = seed, crop_padding, hflip
+        self.augment = augment  # the recipe's uint8 batch operations (harness.augment), training only
         self.rank, self.world_size = rank, world_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         device = split.images.device
@@ -305,6 +307,8 @@ class BatchStream:
             images = random_crop(images, self.crop_padding, gen)
             if self.hflip:
                 images = random_hflip(images, gen)
+            if self.augment is not None:
+                images = self.augment(images)
         x = images.float().div_(255.0)
         if x.shape[-1] != self.img_size or x.shape[-2] != self.img_size:
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False,
@@ -350,7 +354,7 @@ def open_data(cfg: Config, img_size: int, device: torch.device, ranks: Dist = Di
         splits = [split.to(device) for split in (data.train, data.val, data.test)]
         streams = Streams(data.name,
                           BatchStream(splits[0], train=True, seed=cfg.seed, crop_padding=cfg.crop_padding,
-                                      hflip=cfg.hflip, **common),
+                                      hflip=cfg.hflip, augment=build_batch_augment(cfg), **common),
                           BatchStream(splits[1], train=False, **common), BatchStream(splits[2], train=False, **common),
                           data.num_classes, data.in_chans, tuple(len(s) for s in splits), data.synthetic)
     if len(streams.train) == 0:

@@ -1,26 +1,92 @@
-"""Optimizers and per-iteration learning-rate schedules built from the config."""
+"""A run's training recipe from the config: optimizer, per-iteration lr schedule, gradient clipping.
+
+Schedule compression (the one rule): a paper's schedule is written in the paper's epochs; with
+``paper_epochs`` > 0 every epoch-denominated schedule quantity (warmup_epochs, decay_epochs,
+restart_epochs, cycle_epochs) is multiplied by ``epochs / paper_epochs``. Milestones are fractions of
+the run already. So a 10-epoch run traces the paper's whole curve, squeezed: the same warm-up share,
+the same number of decays, the same final lr.
+"""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
-from harness.config import Config
 from harness.errors import UsageError
+from harness.optim import SAM, Lamb, RMSpropTF, adaptive_clip_grad_, classifier_parameters
 
-NO_DECAY_NAME_PARTS = ("pos_embed", "cls_token", "token")
+if TYPE_CHECKING:
+    from harness.config import Config
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop_tf", "lamb")
+SCHEDULERS = ("constant", "step", "multistep", "exponential", "cosine", "linear", "poly", "cosine_restarts",
+              "cyclic", "onecycle")
+NO_DECAY_KINDS = ("norm", "bias", "gain", "pos_embed", "token")
+# Epoch-denominated schedule keys: the ones that the compression rule scales.
+EPOCH_KEYS = ("warmup_epochs", "decay_epochs", "restart_epochs", "cycle_epochs")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices and conv kernels only: not on norms, biases, gains, tokens."""
-    decay, no_decay = [], []
+def check_recipe(cfg: Config) -> None:
+    """Names and ranges of the recipe keys, checked before anything runs."""
+    for key, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+        if getattr(cfg, key) not in allowed:
+            raise UsageError(f"unknown {key} '{getattr(cfg, key)}': choose one of {', '.join(allowed)}")
+    unknown = set(cfg.no_weight_decay) - set(NO_DECAY_KINDS)
+    if unknown:
+        raise UsageError(f"no_weight_decay names unknown kinds {sorted(unknown)}: choose from {', '.join(NO_DECAY_KINDS)}")
+    for key in EPOCH_KEYS + ("paper_epochs", "weight_decay", "grad_clip", "agc_clip", "min_lr", "warmup_lr"):
+        if getattr(cfg, key) < 0:
+            raise UsageError(f"{key} must not be negative, got {getattr(cfg, key)}")
+    for key in ("decay_epochs", "restart_epochs", "cycle_epochs"):
+        if getattr(cfg, key) == 0:
+            raise UsageError(f"{key} must be positive, got 0")
+    if cfg.restart_mult < 1:
+        raise UsageError(f"restart_mult must be at least 1 (each cycle as long or longer), got {cfg.restart_mult}")
+    if cfg.sam and cfg.sam_rho <= 0:
+        raise UsageError(f"sam_rho must be positive, got {cfg.sam_rho}")
+    if cfg.sam and cfg.amp == "fp16":
+        raise UsageError("SAM takes two gradients per step and cannot share fp16 loss scaling: use --amp=bf16 or off")
+    if any(not 0 <= m <= 1 for m in cfg.milestones):
+        raise UsageError(f"milestones are fractions of the run between 0 and 1, got {cfg.milestones}")
+
+
+# ---------------------------------------------------------------- parameter groups
+
+
+def _kinds(model: nn.Module) -> dict[str, set[str]]:
+    """Each parameter's kinds among NO_DECAY_KINDS, by module type and name."""
+    kinds: dict[str, set[str]] = {}
+    for module_name, module in model.named_modules():
+        is_norm = isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)) or \
+            "Norm" in type(module).__name__
+        for param_name, param in module.named_parameters(recurse=False):
+            name = f"{module_name}.{param_name}" if module_name else param_name
+            found = set()
+            if is_norm:
+                found.add("norm")
+            elif param_name == "bias":
+                found.add("bias")
+            elif param.ndim <= 1 or "gain" in param_name or "gamma" in param_name:
+                found.add("gain")
+            if "pos_embed" in name or "position" in name:
+                found.add("pos_embed")
+            if "token" in name or "register" in name:
+                found.add("token")
+            kinds[name] = found
+    return kinds
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_decay: tuple[str, ...] | list[str] = NO_DECAY_KINDS
+                 ) -> list[dict]:
+    """Two groups: weight decay on every parameter except those of the ``no_decay`` kinds."""
+    kinds = _kinds(model)
+    decay, skip = [], []
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        skip = param.ndim <= 1 or any(part in name for part in NO_DECAY_NAME_PARTS)
-        (no_decay if skip else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if param.requires_grad:
+            (skip if kinds.get(name, set()) & set(no_decay) else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": skip, "weight_decay": 0.0}]
 
 
 def effective_lr(cfg: Config) -> float:
@@ -29,35 +95,93 @@ def effective_lr(cfg: Config) -> float:
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
-    lr = effective_lr(cfg)
-    name = cfg.optimizer.lower()
+    check_recipe(cfg)
+    groups = param_groups(model, cfg.weight_decay, cfg.no_weight_decay)
+    lr, name = effective_lr(cfg), cfg.optimizer
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=tuple(cfg.betas))
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas))
-    raise UsageError(f"unknown optimizer '{cfg.optimizer}': choose one of sgd, adam, adamw")
+        base = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    elif name == "adam":  # coupled L2 decay, as the ViT paper's Adam
+        base = torch.optim.Adam(groups, lr=lr, betas=tuple(cfg.betas), eps=cfg.opt_eps)
+    elif name == "adamw":
+        base = torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas), eps=cfg.opt_eps)
+    elif name == "rmsprop_tf":
+        base = RMSpropTF(groups, lr=lr, alpha=cfg.rmsprop_alpha, eps=cfg.opt_eps, momentum=cfg.momentum)
+    else:
+        base = Lamb(groups, lr=lr, betas=tuple(cfg.betas), eps=cfg.opt_eps)
+    return SAM(base, rho=cfg.sam_rho, adaptive=cfg.sam_adaptive) if cfg.sam else base
 
 
-def lr_factor(cfg: Config, step: int, total_steps: int) -> float:
-    """Multiplier of the base lr after ``step`` optimizer steps of ``total_steps``."""
-    warmup = int(round(cfg.warmup_epochs * total_steps / cfg.epochs))
+class GradientClipping:
+    """AGC (unit-wise, the final classifier excluded) and then global-norm clipping, each when the recipe asks."""
+
+    def __init__(self, cfg: Config, model: nn.Module):
+        self.agc_clip, self.agc_eps, self.max_norm = cfg.agc_clip, cfg.agc_eps, cfg.grad_clip
+        head = classifier_parameters(model)
+        self.agc_params = [p for p in model.parameters() if p.requires_grad and p not in head]
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    @property
+    def active(self) -> bool:
+        return self.agc_clip > 0 or self.max_norm > 0
+
+    def __call__(self) -> None:
+        if self.agc_clip > 0:
+            adaptive_clip_grad_(self.agc_params, self.agc_clip, self.agc_eps)
+        if self.max_norm > 0:
+            nn.utils.clip_grad_norm_(self.params, self.max_norm)
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def compression(cfg: Config) -> float:
+    """run epochs per paper epoch: the factor on every epoch-denominated schedule quantity."""
+    return cfg.epochs / cfg.paper_epochs if cfg.paper_epochs > 0 else 1.0
+
+
+def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base lr for optimizer step ``step`` (0-based) of ``steps_per_epoch × epochs``."""
+    scale = compression(cfg)
+    total = steps_per_epoch * cfg.epochs
+    base = effective_lr(cfg)
+    floor, start = cfg.min_lr / base, cfg.warmup_lr / base
+    warmup = int(round(cfg.warmup_epochs * scale * steps_per_epoch))
     if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total_steps - warmup)
-    floor = cfg.min_lr / effective_lr(cfg)
-    if cfg.scheduler == "constant":
+        ramp = (step + 1) / warmup  # the last warm-up step runs at the base rate
+        if cfg.scheduler == "onecycle":
+            ramp = 0.5 * (1 - math.cos(math.pi * ramp))
+        return start + (1.0 - start) * ramp
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))   # of the decay phase
+    epochs_in = (step - warmup) / steps_per_epoch                       # run epochs since warm-up
+    name = cfg.scheduler
+
+    def anneal(fraction: float) -> float:
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * fraction))
+
+    if name == "constant":
         return 1.0
-    if cfg.scheduler == "cosine":
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    if cfg.scheduler == "step":
-        return cfg.gamma ** sum(progress >= m for m in cfg.milestones)
-    raise UsageError(f"unknown scheduler '{cfg.scheduler}': choose one of constant, cosine, step")
+    if name == "step":  # ×gamma every decay_epochs, staircase ("÷10 every 30 epochs", "×0.97 every 2.4")
+        return max(floor, cfg.gamma ** math.floor(epochs_in / (cfg.decay_epochs * scale)))
+    if name == "exponential":
+        return max(floor, cfg.gamma ** (epochs_in / (cfg.decay_epochs * scale)))
+    if name == "multistep":
+        return cfg.gamma ** sum(step / total >= m for m in cfg.milestones)
+    if name in ("cosine", "onecycle"):
+        return anneal(progress)
+    if name == "linear":
+        return floor + (1.0 - floor) * (1.0 - progress)
+    if name == "poly":
+        return floor + (1.0 - floor) * (1.0 - progress) ** cfg.poly_power
+    if name == "cosine_restarts":
+        period, t = cfg.restart_epochs * scale, epochs_in
+        while t >= period:
+            t, period = t - period, period * cfg.restart_mult
+        return anneal(t / period)
+    # cyclic: the triangle between min_lr and lr, one cycle every cycle_epochs, as torch's CyclicLR
+    phase = (epochs_in / (cfg.cycle_epochs * scale)) % 1.0
+    return floor + (1.0 - floor) * (1.0 - abs(2.0 * phase - 1.0))
 
 
 def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    total = steps_per_epoch * cfg.epochs
-    lr_factor(cfg, 0, total)  # an unknown scheduler name fails here, before training starts
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total))
+    check_recipe(cfg)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, steps_per_epoch))

@@ -37,7 +37,8 @@ class RunRecord:
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        extra = [k for k in dict.fromkeys(k for row in history for k in row) if k not in METRIC_COLUMNS]
+        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS + extra, lineterminator="\n")  # + EMA columns
         writer.writeheader()
         writer.writerows(history)
         write_text(self.folder / "metrics.csv", buffer.getvalue())

@@ -28,12 +28,23 @@ from harness.distributed import Dist, init_distributed, shutdown, weights_in_syn
 from harness.errors import UsageError
 from harness.io import write_bytes, write_yaml
 from harness.plots import plot_curves
-from harness.recipes import build_optimizer, build_scheduler
+from harness.augment import MixupCutmix
+from harness.ema import ModelEma
+from harness.optim import SAM, frozen_batchnorm_stats
+from harness.recipes import GradientClipping, build_optimizer, build_scheduler
 from harness.results import RunRecord, environment, new_run_id
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+@dataclass
+class StepTools:
+    """The recipe's per-step parts beyond optimizer and schedule."""
+    clipping: GradientClipping
+    mixer: MixupCutmix | None = None
+    ema: ModelEma | None = None
 
 
 @dataclass
@@ -100,8 +111,39 @@ def classification_loss(output, target: torch.Tensor, aux_weights: tuple[float, 
     return loss, logits
 
 
+def train_step(model, x, y, optimizer, scaler, amp_dtype, cfg: Config, aux_weights, tools: StepTools):
+    """One optimizer step: (mixup/cutmix) → loss and gradient → (SAM's second gradient at the perturbed
+    weights, BatchNorm statistics untouched) → (AGC, norm clipping) → optimizer; then the EMA."""
+    device = x.device
+    inputs, target = tools.mixer(x, y) if tools.mixer else (x, y)
+
+    def loss_and_gradient():
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            loss, logits = classification_loss(model(inputs), target, aux_weights, cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        return loss, logits
+
+    loss, logits = loss_and_gradient()
+    if isinstance(optimizer, SAM):
+        optimizer.perturb()
+        with frozen_batchnorm_stats(model):
+            loss_and_gradient()
+        optimizer.restore()
+    if tools.clipping.active:
+        scaler.unscale_(optimizer)
+        tools.clipping()
+    scaler.step(optimizer)
+    scaler.update()
+    if tools.ema is not None:
+        tools.ema.update(model)
+    return loss, logits
+
+
 def train_one_epoch(model, stream: BatchStream, epoch: int, optimizer, scheduler, scaler, amp_dtype, cfg: Config,
-                    aux_weights: tuple[float, ...], state: TrainState, ranks: Dist = Dist()) -> dict[str, float]:
+                    aux_weights: tuple[float, ...], state: TrainState, ranks: Dist = Dist(),
+                    tools: StepTools | None = None) -> dict[str, float]:
+    tools = tools or StepTools(GradientClipping(cfg, model))
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -114,15 +156,7 @@ def train_one_epoch(model, stream: BatchStream, epoch: int, optimizer, scheduler
     for i, (x, y) in enumerate(stream.epoch(epoch)):
         if i == steps:
             break
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            loss, logits = classification_loss(model(x), y, aux_weights, cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        loss, logits = train_step(model, x, y, optimizer, scaler, amp_dtype, cfg, aux_weights, tools)
         scheduler.step()
         detached = loss.detach()
         # Divergence is noted on the device (no sync per step) and checked once per epoch.
@@ -191,6 +225,13 @@ class Session:
     record: RunRecord
     state: TrainState
     best_weights: dict | None
+    tools: StepTools
+
+    @property
+    def selected(self) -> nn.Module:
+        """The weights that compete for the best epoch: the EMA's when the recipe says so."""
+        ema = self.tools.ema
+        return ema.module if ema is not None and self.cfg.ema_select else self.model
 
     def say(self, message: str) -> None:
         if self.ranks.is_main:
@@ -228,6 +269,8 @@ def setup(cfg: Config) -> Session:
     scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
     amp_dtype = autocast_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    ema = ModelEma(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
+    tools = StepTools(GradientClipping(cfg, model), MixupCutmix.from_config(cfg, data.num_classes), ema)
 
     state, best_weights = TrainState(), None
     if payload:
@@ -235,13 +278,15 @@ def setup(cfg: Config) -> Session:
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         scaler.load_state_dict(payload["scaler"])
+        if ema is not None:
+            ema.load_state_dict(payload["ema"])
         state = TrainState(**payload["state"])
         checkpoint.restore_rng(payload["rng"])
         best_path = resume_path.parent / "best.pt"
         best_weights = checkpoint.load(best_path)["model"] if best_path.is_file() else None
     record = RunRecord(cfg.results_dir, payload["run_id"] if payload else new_run_id(cfg.model, cfg.dataset, cfg.seed))
     session = Session(cfg, ranks, device, info, img_size, data, model, wrap_for_training(cfg, model, ranks, device),
-                      optimizer, scheduler, scaler, amp_dtype, record, state, best_weights)
+                      optimizer, scheduler, scaler, amp_dtype, record, state, best_weights, tools)
     if ranks.is_main:
         record.write_config(cfg.to_dict())
     if payload:
@@ -261,31 +306,39 @@ def save_checkpoints(s: Session, improved: bool) -> None:
     checkpoint.save(folder / "last.pt", {
         "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
         "scaler": s.scaler.state_dict(), "state": s.state.__dict__, "rng": checkpoint.capture_rng(),
-        "config": s.cfg.to_dict(), "run_id": s.record.run_id})
+        "config": s.cfg.to_dict(), "run_id": s.record.run_id,
+        **({"ema": s.tools.ema.state_dict()} if s.tools.ema is not None else {})})
 
 
 def fit(s: Session) -> None:
     for epoch in range(s.state.epoch, s.cfg.epochs):
         epoch_start = time.perf_counter()
         train_metrics = train_one_epoch(s.train_model, s.data.train, epoch, s.optimizer, s.scheduler, s.scaler,
-                                        s.amp_dtype, s.cfg, s.info.aux_loss_weights, s.state, s.ranks)
+                                        s.amp_dtype, s.cfg, s.info.aux_loss_weights, s.state, s.ranks, s.tools)
         s.ranks.broadcast_buffers_(s.model)
         val = evaluate(s.model, s.data.val, s.amp_dtype, s.data.num_classes, s.ranks)
+        row = {"epoch": epoch + 1, **train_metrics, "val_loss": val["loss"], "val_top1": val["top1"],
+               "val_top5": val["top5"]}
+        ema_note = ""
+        if s.tools.ema is not None:
+            val_ema = evaluate(s.tools.ema.module, s.data.val, s.amp_dtype, s.data.num_classes, s.ranks)
+            row.update(val_loss_ema=val_ema["loss"], val_top1_ema=val_ema["top1"])
+            ema_note = f" (EMA {val_ema['top1']:.2f}%)"
         s.state.epoch = epoch + 1
         s.state.elapsed_s += time.perf_counter() - epoch_start
-        s.state.history.append({"epoch": s.state.epoch, **train_metrics, "val_loss": val["loss"],
-                                "val_top1": val["top1"], "val_top5": val["top5"]})
-        improved = val["top1"] > s.state.best_val_top1
+        s.state.history.append(row)
+        score = row["val_top1_ema"] if s.selected is not s.model else val["top1"]
+        improved = score > s.state.best_val_top1
         if improved:
-            s.state.best_epoch, s.state.best_val_top1 = s.state.epoch, val["top1"]
-            s.best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in s.model.state_dict().items()})
+            s.state.best_epoch, s.state.best_val_top1 = s.state.epoch, score
+            s.best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in s.selected.state_dict().items()})
         if s.ranks.is_main:
             s.record.write_metrics(s.state.history)
             if s.cfg.checkpoint:
                 save_checkpoints(s, improved)
         s.say(f"epoch {s.state.epoch}/{s.cfg.epochs}  train loss {train_metrics['train_loss']:.4f} "
               f"acc {train_metrics['train_top1']:.2f}%  val loss {val['loss']:.4f} top-1 {val['top1']:.2f}% "
-              f"top-5 {val['top5']:.2f}%  lr {train_metrics['lr']:.2e}  {train_metrics['epoch_time_s']:.1f}s "
+              f"top-5 {val['top5']:.2f}%{ema_note}  lr {train_metrics['lr']:.2e}  {train_metrics['epoch_time_s']:.1f}s "
               f"{train_metrics['images_per_s']:.0f} img/s")
 
 
@@ -296,7 +349,9 @@ def finish(s: Session, started: float) -> dict[str, Any]:
     test_stream = s.data.test
     test_last = evaluate(s.model, test_stream, s.amp_dtype, s.data.num_classes, s.ranks)
     test_best = test_last
-    if s.best_weights is not None and s.state.best_epoch != s.state.epoch:
+    ema = s.tools.ema
+    test_ema = evaluate(ema.module, test_stream, s.amp_dtype, s.data.num_classes, s.ranks) if ema else None
+    if s.best_weights is not None and (s.state.best_epoch != s.state.epoch or s.selected is not s.model):
         final_weights = copy.deepcopy(s.model.state_dict())
         s.model.load_state_dict(s.best_weights)
         test_best = evaluate(s.model, test_stream, s.amp_dtype, s.data.num_classes, s.ranks)
@@ -310,6 +365,7 @@ def finish(s: Session, started: float) -> dict[str, Any]:
         "best_epoch": s.state.best_epoch, "best_val_top1": s.state.best_val_top1,
         "test_top1_best": test_best["top1"], "test_top5_best": test_best["top5"],
         "test_top1_last": test_last["top1"], "test_top5_last": test_last["top5"],
+        **({"test_top1_ema": test_ema["top1"], "test_top5_ema": test_ema["top5"]} if test_ema else {}),
         "wall_time_s": s.state.elapsed_s,
         "process_time_s": time.perf_counter() - started,  # this session, data loading and set-up included
         "train_images_per_s": float(np.median([r["images_per_s"] for r in history])) if history else 0.0,

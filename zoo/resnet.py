@@ -2,6 +2,12 @@
 that change only its block: ResNeXt — Xie et al., "Aggregated Residual Transformations for Deep Neural
 Networks", CVPR 2017 — and SE-ResNet — Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018.
 
+Variants: ResNet-18/34 (basic blocks) and ResNet-50 (bottlenecks), each in the paper's ImageNet
+layout (7×7/2 stem, 3×3/2 max-pool) and a CIFAR layout (3×3/1 stem, no max-pool; the layout of
+SAM's and most CIFAR ResNet-18 baselines, not the paper's 6n+2 CIFAR nets). ``resnet18_sam`` is the
+CIFAR ResNet-18 once more, registered so that its name selects the SAM recipe (Foret et al. 2021).
+
+
 Variants: ResNet-18/34 (basic blocks) and ResNet-50/101/152 (bottlenecks), each in the paper's ImageNet
 layout (7×7/2 stem, 3×3/2 max-pool); ResNet-18/34/50 also in a CIFAR layout (3×3/1 stem, no max-pool;
 the layout of SAM's and most CIFAR ResNet-18 baselines, not the paper's 6n+2 CIFAR nets).
@@ -173,6 +179,12 @@ def resnet34_cifar(**kwargs):
 @register_model(**_CIFAR)
 def resnet50_cifar(**kwargs):
     return _resnet(Bottleneck, (3, 4, 6, 3), cifar_stem=True, **kwargs)
+
+
+@register_model(**_CIFAR)
+def resnet18_sam(**kwargs):
+    """CIFAR ResNet-18 under the name that selects the SAM recipe (configs/models/resnet.yaml)."""
+    return _resnet(BasicBlock, (2, 2, 2, 2), cifar_stem=True, **kwargs)
 
 
 RESNEXT_PAPER = "Aggregated Residual Transformations for Deep Neural Networks"
