@@ -344,8 +344,9 @@ def open_data(cfg: Config, img_size: int, device: torch.device, ranks: Dist = Di
         order = torch.randperm(len(train_samples), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
         n_val = max(1, round(len(order) * cfg.val_fraction))
         pick = lambda idx: [train_samples[i] for i in idx]  # noqa: E731
+        augment = build_batch_augment(cfg)
         make = lambda samples, train: FolderStream(samples, train=train, device=device, seed=cfg.seed,  # noqa: E731
-                                                   workers=cfg.workers, **common)
+                                                   workers=cfg.workers, augment=augment, **common)
         sizes = (len(order) - n_val, n_val, len(test_samples))
         streams = Streams("imagenet", make(pick(order[n_val:]), True), make(pick(order[:n_val]), False),
                           make(test_samples, False), len(classes), 3, sizes)

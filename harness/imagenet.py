@@ -7,6 +7,7 @@ Two paths produce the same batches:
   transfers from pinned memory.
 Random-resized-crop boxes and flips come from a generator seeded by (seed, epoch, sample index), so an
 epoch's augmentation does not depend on the path, the number of workers or which worker got a sample.
+The recipe's batch operations (RandAugment, random erasing: harness.augment) then run on the device batch.
 Evaluation resizes the shorter side to size/0.875 and takes the centre crop (the standard 224/256).
 """
 from __future__ import annotations
@@ -149,8 +150,9 @@ class FolderStream:
 
     def __init__(self, samples, batch_size: int, img_size: int, mean_std, train: bool, device: torch.device,
                  seed: int = 0, workers: int = 4, gpu_decode: bool | None = None, rank: int = 0, world_size: int = 1,
-                 channels_last: bool = False):
+                 channels_last: bool = False, augment=None):
         self.device, self.train, self.img_size, self.seed = device, train, img_size, seed
+        self.augment = augment if train else None  # the recipe's uint8 batch operations (harness.augment)
         self.gpu_decode = device.type == "cuda" if gpu_decode is None else gpu_decode
         self.sampler = EpochSampler(len(samples), seed, shuffle=train, rank=rank, world_size=world_size)
         dataset = JpegFolder(samples, img_size, train, seed, decode_here=not self.gpu_decode)
@@ -175,5 +177,7 @@ class FolderStream:
             else:
                 images, labels = batch
                 images = images.to(self.device, non_blocking=True)
+            if self.augment is not None:
+                images = self.augment(images)
             x = (images.float() - self.mean) / self.std
             yield x.contiguous(memory_format=self.memory_format), labels.to(self.device, non_blocking=True)

@@ -71,7 +71,8 @@ def test_imagenet_folder_trains_from_main(tmp_path, monkeypatch):
     write_jpeg_folder(tmp_path / "imagenet")
     monkeypatch.chdir(tmp_path)
     assert main.main(["--model=resnet18", "--dataset=imagenet", f"--data-dir={tmp_path / 'imagenet'}",
-                      "--img-size=32", "--batch-size=4", "--epochs=1", "--workers=0", "--recipe=seed"]) == 0
+                      "--img-size=32", "--batch-size=4", "--epochs=1", "--workers=0", "--recipe=seed",
+                      "--auto-augment=randaugment", "--random-erasing=0.25"]) == 0
     summary = json.loads(next((tmp_path / "results" / "runs").glob("*/summary.json")).read_text())
     assert summary["dataset"] == "imagenet" and summary["img_size"] == 32
 
