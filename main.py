@@ -3,6 +3,10 @@
 Every key of configs/base.yaml can be set as --key=value (dashes or underscores); booleans take
 true/false/1/0/yes/no or stand bare for true. --config=FILE adds a YAML layer, --list-models lists
 the registry, --debug shows tracebacks.
+
+Exit codes: 0 done; 1 the training diverged (NaN/inf loss: the run's summary says "failed", its last good
+checkpoint is untouched); 2 bad input (one line on stderr says what and how to fix it; nothing written);
+130 interrupted.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import sys
 
 import zoo
 from harness.config import build_config, parse_command_line
-from harness.errors import UsageError
+from harness.errors import TrainingDiverged, UsageError
 
 
 def list_models_table() -> str:
@@ -42,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -176,13 +176,22 @@ def load_cifar(cfg: Config, name: str) -> tuple[Split, Split]:
 
 
 def _try_download(torchvision_name: str, root: Path) -> None:
-    """Let torchvision fetch the files; failing quietly leaves the 'put these files there' error to the caller."""
+    """Let torchvision fetch the files; failing quietly leaves the 'put these files there' error to the caller,
+    and removes what the failed attempt created in ``root`` (empty folders, partial archives)."""
+    import shutil
+
     import torchvision.datasets as tvd
+    created_root = not root.exists()
+    before = set() if created_root else set(root.iterdir())
     try:
         for train in (True, False):
             getattr(tvd, torchvision_name)(str(root), train=train, download=True)
     except Exception:  # noqa: BLE001 — no network, a mirror down, a partial file: all end in the same advice
-        pass
+        for path in ([root] if created_root else set(root.iterdir()) - before):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def load_digits_splits(test_fraction: float = 0.2) -> tuple[Split, Split]:

@@ -1,7 +1,8 @@
 """Atomic file writes: every file the project writes goes through here.
 
 A write goes to a temporary file in the same folder, is flushed and fsynced, then renamed over the
-target, so a crash leaves either the old file or the new one, never a torn one.
+target, so a crash leaves either the old file or the new one, never a torn one. A process killed
+mid-write leaves a hidden ``.<name>.*.tmp`` beside the target, which ``remove_stale_temporaries`` clears.
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from typing import Callable, IO
 
 import yaml
 
+from harness.errors import UsageError
+from harness.faults import kill_point
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = True) -> None:
     path = Path(path)
@@ -23,6 +27,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], binary: b
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        kill_point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -43,3 +48,27 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 def write_yaml(path: str | os.PathLike, obj) -> None:
     write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def check_writable(folder: str | os.PathLike, option: str) -> None:
+    """Refuse, before anything is written, a folder that cannot be created or written; creates nothing.
+
+    ``option`` is the command-line option that chose the folder, for the message (e.g. ``results-dir``).
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--{option}={folder} cannot be created because {existing} is a file: "
+                         f"choose another --{option}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--{option}={folder} is not writable ({existing} refuses writes): "
+                         f"fix its permissions or choose another --{option}")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Delete the temporary files of writes that a killed process never finished (call it only on folders
+    that no other live process writes to)."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)

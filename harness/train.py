@@ -25,18 +25,15 @@ from harness import checkpoint
 from harness.config import Config
 from harness.data import BatchStream, Streams, open_data
 from harness.distributed import Dist, init_distributed, shutdown, weights_in_sync
-from harness.errors import UsageError
-from harness.io import write_bytes, write_yaml
+from harness.errors import TrainingDiverged, UsageError
+from harness.faults import kill_point
+from harness.io import check_writable, remove_stale_temporaries, write_bytes, write_yaml
 from harness.plots import plot_curves
 from harness.augment import MixupCutmix
 from harness.ema import ModelEma
 from harness.optim import SAM, frozen_batchnorm_stats
 from harness.recipes import GradientClipping, build_optimizer, build_scheduler
 from harness.results import RunRecord, environment, new_run_id
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
@@ -158,6 +155,7 @@ def train_one_epoch(model, stream: BatchStream, epoch: int, optimizer, scheduler
             break
         loss, logits = train_step(model, x, y, optimizer, scaler, amp_dtype, cfg, aux_weights, tools)
         scheduler.step()
+        kill_point("step")
         detached = loss.detach()
         # Divergence is noted on the device (no sync per step) and checked once per epoch.
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(detached),
@@ -199,6 +197,7 @@ def evaluate(model, stream: BatchStream, amp_dtype, num_classes: int, ranks: Dis
         top1 += (best[:, 0] == y).sum()
         top5 += (best == y[:, None]).any(1).sum()
         n += len(y)
+        kill_point("eval")
     loss_sum, top1, top5, n = ranks.sum_(torch.stack([loss_sum.double(), top1.double(), top5.double(),
                                                       torch.tensor(float(n), device=device, dtype=torch.double)]))
     return {"loss": (loss_sum / n).item(), "top1": (100.0 * top1 / n).item(), "top5": (100.0 * top5 / n).item()}
@@ -247,9 +246,14 @@ def wrap_for_training(cfg: Config, model: nn.Module, ranks: Dist, device: torch.
 
 
 def setup(cfg: Config) -> Session:
-    """Check every input, then build; no file is written here except the run's config (rank 0)."""
+    """Check every input, then build. Written here (rank 0), once all input is good: the epoch-0 checkpoint,
+    the run's config and, on resume, its metrics."""
     ranks, rank_device = init_distributed(cfg.device)
     device = rank_device or select_device(cfg.device)
+    check_writable(cfg.results_dir, "results-dir")
+    check_writable(cfg.plots_dir, "plots-dir")
+    if cfg.checkpoint:
+        check_writable(cfg.checkpoint_dir, "checkpoint-dir")
     seed_everything(cfg.seed, cfg.deterministic)
     info = zoo.get_model_info(cfg.model)
     img_size = resolve_img_size(cfg, info)
@@ -282,13 +286,19 @@ def setup(cfg: Config) -> Session:
             ema.load_state_dict(payload["ema"])
         state = TrainState(**payload["state"])
         checkpoint.restore_rng(payload["rng"])
-        best_path = resume_path.parent / "best.pt"
-        best_weights = checkpoint.load(best_path)["model"] if best_path.is_file() else None
+        best_weights = checkpoint.best_weights_on_resume(payload, resume_path.parent)
     record = RunRecord(cfg.results_dir, payload["run_id"] if payload else new_run_id(cfg.model, cfg.dataset, cfg.seed))
     session = Session(cfg, ranks, device, info, img_size, data, model, wrap_for_training(cfg, model, ranks, device),
                       optimizer, scheduler, scaler, amp_dtype, record, state, best_weights, tools)
     if ranks.is_main:
+        if cfg.checkpoint:
+            checkpoint.claim_folder(checkpoint.checkpoint_folder(cfg))
+            if not payload:  # an epoch-0 checkpoint: a run killed in its first epoch resumes into its run folder
+                save_last(session)
         record.write_config(cfg.to_dict())
+        if payload:  # a run killed between its last.pt and its metrics.csv catches up here
+            remove_stale_temporaries(record.folder)
+            record.write_metrics(state.history)
     if payload:
         session.say(f"resumed from {resume_path} after epoch {state.epoch}")
     n_params = sum(p.numel() for p in model.parameters())
@@ -298,23 +308,42 @@ def setup(cfg: Config) -> Session:
     return session
 
 
-def save_checkpoints(s: Session, improved: bool) -> None:
-    folder = checkpoint.checkpoint_folder(s.cfg)
-    if improved:
-        checkpoint.save(folder / "best.pt", {"model": s.best_weights, "epoch": s.state.epoch,
-                                             "config": s.cfg.to_dict(), "run_id": s.record.run_id})
-    checkpoint.save(folder / "last.pt", {
+def save_last(s: Session) -> None:
+    checkpoint.save(checkpoint.checkpoint_folder(s.cfg) / "last.pt", {
         "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
         "scaler": s.scaler.state_dict(), "state": s.state.__dict__, "rng": checkpoint.capture_rng(),
         "config": s.cfg.to_dict(), "run_id": s.record.run_id,
         **({"ema": s.tools.ema.state_dict()} if s.tools.ema is not None else {})})
 
 
+def save_checkpoints(s: Session, improved: bool) -> None:
+    """last.pt first: best.pt is never ahead of it (see harness/checkpoint.py)."""
+    save_last(s)
+    if improved:
+        checkpoint.save(checkpoint.checkpoint_folder(s.cfg) / "best.pt", {
+            "model": s.best_weights, "epoch": s.state.epoch, "config": s.cfg.to_dict(), "run_id": s.record.run_id})
+
+
+def record_divergence(s: Session, err: TrainingDiverged) -> TrainingDiverged:
+    """Write the failed run's summary (the checkpoints stay as the last good epoch left them)."""
+    kept = (f"{checkpoint.checkpoint_folder(s.cfg) / 'last.pt'} (epoch {s.state.epoch}) is untouched"
+            if s.cfg.checkpoint else "no checkpoint")
+    reason = f"{err}: the run stopped, {kept}; try a lower --lr or --grad-clip"
+    if s.ranks.is_main:
+        s.record.write_summary({"status": "failed", "reason": reason, "run_id": s.record.run_id, "model": s.info.name,
+                                "dataset": s.cfg.dataset, "seed": s.cfg.seed, "epochs_completed": s.state.epoch,
+                                **environment()})
+    return TrainingDiverged(reason)
+
+
 def fit(s: Session) -> None:
     for epoch in range(s.state.epoch, s.cfg.epochs):
         epoch_start = time.perf_counter()
-        train_metrics = train_one_epoch(s.train_model, s.data.train, epoch, s.optimizer, s.scheduler, s.scaler,
-                                        s.amp_dtype, s.cfg, s.info.aux_loss_weights, s.state, s.ranks, s.tools)
+        try:
+            train_metrics = train_one_epoch(s.train_model, s.data.train, epoch, s.optimizer, s.scheduler, s.scaler,
+                                            s.amp_dtype, s.cfg, s.info.aux_loss_weights, s.state, s.ranks, s.tools)
+        except TrainingDiverged as err:
+            raise record_divergence(s, err) from None
         s.ranks.broadcast_buffers_(s.model)
         val = evaluate(s.model, s.data.val, s.amp_dtype, s.data.num_classes, s.ranks)
         row = {"epoch": epoch + 1, **train_metrics, "val_loss": val["loss"], "val_top1": val["top1"],
@@ -333,9 +362,9 @@ def fit(s: Session) -> None:
             s.state.best_epoch, s.state.best_val_top1 = s.state.epoch, score
             s.best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in s.selected.state_dict().items()})
         if s.ranks.is_main:
-            s.record.write_metrics(s.state.history)
             if s.cfg.checkpoint:
                 save_checkpoints(s, improved)
+            s.record.write_metrics(s.state.history)
         s.say(f"epoch {s.state.epoch}/{s.cfg.epochs}  train loss {train_metrics['train_loss']:.4f} "
               f"acc {train_metrics['train_top1']:.2f}%  val loss {val['loss']:.4f} top-1 {val['top1']:.2f}% "
               f"top-5 {val['top5']:.2f}%{ema_note}  lr {train_metrics['lr']:.2e}  {train_metrics['epoch_time_s']:.1f}s "
@@ -376,6 +405,8 @@ def finish(s: Session, started: float) -> dict[str, Any]:
             export_weights(s.model, s.record, s.cfg)
         plot_curves(history, s.info.name, s.cfg.dataset, s.cfg.plots_dir)
         s.record.write_summary(summary)
+        if s.cfg.checkpoint:
+            checkpoint.release_folder(checkpoint.checkpoint_folder(s.cfg))
     s.say(f"test top-1 {test_best['top1']:.2f}% at the best epoch ({s.state.best_epoch}), "
           f"{test_last['top1']:.2f}% at the last; results in {s.record.folder}")
     return summary

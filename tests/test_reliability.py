@@ -1,0 +1,107 @@
+"""Numerical faults, concurrent runs, the checkpoint-folder lock, and which runs the tables read."""
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import harness.train
+import main
+from harness.results import completed_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "resnet18_cifar"
+TINY = [f"--model={MODEL}", "--img-size=8", "--dataset=digits", "--batch-size=16", "--max-steps-per-epoch=3",
+        "--recipe=seed", "--deterministic", "--device=cpu"]
+
+
+def run_dirs(results: Path) -> list[Path]:
+    return sorted((results / "runs").iterdir())
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    last = tmp_path / "checkpoints" / f"{MODEL}_digits_s0" / "last.pt"
+    real_loss, calls, at_divergence = harness.train.classification_loss, [], {}
+
+    def loss_turning_nan_at_fifth_step(*args, **kwargs):
+        loss, logits = real_loss(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 5:  # the second step of epoch 2 (3 steps per epoch)
+            at_divergence["last.pt"] = last.read_bytes()
+            loss = loss * float("nan")
+        return loss, logits
+    monkeypatch.setattr(harness.train, "classification_loss", loss_turning_nan_at_fifth_step)
+
+    assert main.main(TINY + ["--epochs=3", "--checkpoint=True"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "loss became NaN or infinite at step 4 (epoch 2)" in err and "(epoch 1) is untouched" in err
+    assert last.read_bytes() == at_divergence["last.pt"]
+    assert torch.load(last, weights_only=True)["state"]["epoch"] == 1
+    [run] = run_dirs(tmp_path / "results")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "step 4" in summary["reason"] and summary["epochs_completed"] == 1
+    assert completed_runs("results") == []
+    assert not (tmp_path / "plots").exists()
+
+
+def test_divergence_reaches_a_caller_of_run_as_an_exception(tmp_path, monkeypatch):
+    """A sweep calling harness.train.run catches TrainingDiverged and moves on to the next model."""
+    from harness.config import build_config, parse_command_line
+    from harness.errors import TrainingDiverged
+    monkeypatch.chdir(tmp_path)
+    real_loss = harness.train.classification_loss
+
+    def infinite_loss(*args, **kwargs):
+        loss, logits = real_loss(*args, **kwargs)
+        return loss * float("inf"), logits
+    monkeypatch.setattr(harness.train, "classification_loss", infinite_loss)
+    cfg = build_config(parse_command_line(TINY + ["--epochs=1"])[0])
+    with pytest.raises(TrainingDiverged, match="at step 0 .*no checkpoint"):
+        harness.train.run(cfg)
+
+
+def test_two_runs_started_together_keep_every_file(tmp_path):
+    argv = [sys.executable, str(ROOT / "main.py"), *TINY, "--epochs=1", "--model-save=True"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    runs = run_dirs(tmp_path / "results")
+    assert len(runs) == 2
+    for run in runs:
+        assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.csv", "summary.json", "model.safetensors",
+                                                   "model.yaml"}
+    assert sorted(s["run_id"] for s in completed_runs(str(tmp_path / "results"))) == [r.name for r in runs]
+
+
+def test_a_checkpoint_folder_takes_one_live_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "checkpoints" / f"{MODEL}_digits_s0"
+    folder.mkdir(parents=True)
+    with open(folder / ".lock", "w") as other_run:
+        fcntl.flock(other_run, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main.main(TINY + ["--epochs=1", "--checkpoint=True"]) == 2
+    assert "another run is writing checkpoints to" in capsys.readouterr().err
+    folder_name = f"checkpoints/{MODEL}_digits_s0"
+    assert {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")} == {
+        "checkpoints", folder_name, f"{folder_name}/.lock"}
+
+
+def test_tables_read_only_completed_runs(tmp_path):
+    summaries = {"done": {"status": "completed", "run_id": "done"}, "diverged": {"status": "failed", "run_id": "x"}}
+    for name, summary in summaries.items():
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "runs" / "killed").mkdir()          # killed before its summary: config and metrics only
+    (tmp_path / "runs" / "killed" / "metrics.csv").write_text("epoch\n1\n")
+    (tmp_path / "runs" / "torn").mkdir()            # cannot happen with atomic writes, and is skipped anyway
+    (tmp_path / "runs" / "torn" / "summary.json").write_text('{"status": "compl')
+    assert [s["run_id"] for s in completed_runs(str(tmp_path))] == ["done"]
