@@ -5,8 +5,8 @@ model, optimizer, scheduler and grad-scaler states, the epoch and step, every RN
 history, the best epoch so far, the run id and the resolved config.
 
 Every epoch writes last.pt, then best.pt when the epoch improved, so best.pt is never ahead of last.pt: on
-resume the best weights are last.pt's own when its best epoch is its last epoch, else best.pt's (which
-that epoch wrote). One live run at a time may use a checkpoint folder (an flock on its ``.lock``, released
+resume the best weights are last.pt's own when its best epoch is its last epoch (and a best.pt that a kill
+left unwritten is written then), else best.pt's (which that epoch wrote). One live run at a time may use a checkpoint folder (an flock on its ``.lock``, released
 by the kernel however the process ends).
 """
 from __future__ import annotations
@@ -128,6 +128,20 @@ def best_weights_on_resume(payload: dict[str, Any], folder: Path) -> dict[str, t
         raise UsageError(f"{path} does not hold epoch {state['best_epoch']}, the best epoch recorded in "
                          f"{folder / 'last.pt'}: restore it, or start a new run without --resume")
     return best["model"]
+
+
+def save_best(folder: Path, weights: dict[str, torch.Tensor], epoch: int, config: dict, run_id: str) -> None:
+    save(folder / "best.pt", {"model": weights, "epoch": epoch, "config": config, "run_id": run_id})
+
+
+def write_owed_best(payload: dict[str, Any], folder: Path) -> None:
+    """A run killed between writing last.pt and best.pt for an improved epoch: write that best.pt now."""
+    state, path = payload["state"], folder / "best.pt"
+    if state["epoch"] == 0 or state["best_epoch"] != state["epoch"]:
+        return
+    if path.is_file() and load(path).get("epoch") == state["epoch"]:
+        return
+    save_best(folder, payload["model"], state["epoch"], payload["config"], payload["run_id"])
 
 
 _held_locks: dict[Path, int] = {}

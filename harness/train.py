@@ -295,6 +295,8 @@ def setup(cfg: Config) -> Session:
             checkpoint.claim_folder(checkpoint.checkpoint_folder(cfg))
             if not payload:  # an epoch-0 checkpoint: a run killed in its first epoch resumes into its run folder
                 save_last(session)
+            else:
+                checkpoint.write_owed_best(payload, resume_path.parent)
         record.write_config(cfg.to_dict())
         if payload:  # a run killed between its last.pt and its metrics.csv catches up here
             remove_stale_temporaries(record.folder)
@@ -320,8 +322,8 @@ def save_checkpoints(s: Session, improved: bool) -> None:
     """last.pt first: best.pt is never ahead of it (see harness/checkpoint.py)."""
     save_last(s)
     if improved:
-        checkpoint.save(checkpoint.checkpoint_folder(s.cfg) / "best.pt", {
-            "model": s.best_weights, "epoch": s.state.epoch, "config": s.cfg.to_dict(), "run_id": s.record.run_id})
+        checkpoint.save_best(checkpoint.checkpoint_folder(s.cfg), s.best_weights, s.state.epoch, s.cfg.to_dict(),
+                             s.record.run_id)
 
 
 def record_divergence(s: Session, err: TrainingDiverged) -> TrainingDiverged:

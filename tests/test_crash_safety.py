@@ -21,22 +21,22 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "resnet18_cifar"
-ARGV = [f"--model={MODEL}", "--img-size=8", "--dataset=digits", "--epochs=3", "--batch-size=16",
-        "--max-steps-per-epoch=2", "--recipe=seed", "--scheduler=cosine", "--model-kwargs={drop_rate: 0.3}",
+MODEL = "vit_lite_7_4"
+ARGV = [f"--model={MODEL}", "--img-size=4", "--dataset=digits", "--epochs=3", "--batch-size=32",
+        "--max-steps-per-epoch=2", "--recipe=seed", "--scheduler=cosine", "--model-kwargs={drop_rate: 0.1, drop_path_rate: 0.1}",
         "--deterministic", "--device=cpu", "--checkpoint=True", "--model-save=True"]
 TIMING = ["epoch_time_s", "images_per_s"]
 PLOT = f"{MODEL}_digits_loss.png"
 
 # Where to kill. Phases: step (after an optimizer step; 2 per epoch), eval (after an evaluation batch:
-# 9 validation batches per epoch, then 23 test batches per evaluated set of weights), write:<file>
-# (new content written to the temporary file, not yet renamed). A list is a chain: the resumed run is
+# 5 validation batches per epoch, then 12 test batches for the last weights and 12 for the best ones),
+# write:<file> (new content in the temporary file, not yet renamed). A list is a chain: the resumed run is
 # killed again at the next point, and only the last resume runs to the end.
 KILL_POINTS = [
     "step:1", "step:2", "step:3", "step:6",
-    "eval:1", "eval:9", "eval:14", "eval:27", "eval:30", "eval:50",
+    "eval:1", "eval:5", "eval:8", "eval:15", "eval:16", "eval:27", "eval:33",
     "write:last.pt:2", "write:last.pt:4",
-    "write:best.pt:1",
+    "write:best.pt:1", "write:best.pt:2",
     "write:metrics.csv:1", "write:metrics.csv:3",
     "write:config.yaml:1", "write:summary.json:1", "write:model.safetensors:1", "write:model.yaml:1",
     f"write:{PLOT}:1",
@@ -50,8 +50,14 @@ KILL_POINTS = [
 def serve() -> None:
     """Answer one JSON request per line: fork, run main.main(argv) in cwd, report how the child ended."""
     torch.set_num_threads(1)  # before any parallel region, so forking is safe; every run uses one thread
+    import importlib
+
+    from sklearn.datasets import load_digits
+
     import harness.train  # noqa: F401 — the heavy imports, done once
     import main
+    importlib.import_module("torch._inductor")  # what use_deterministic_algorithms imports
+    load_digits()
     for line in sys.stdin:
         job = json.loads(line)
         pid = os.fork()
@@ -107,7 +113,9 @@ def server(tmp_path_factory):
 def reference(server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("reference")
     assert server.run(folder, ARGV) == 0, server.log(folder)
-    return final_state(folder)
+    state = final_state(folder)
+    assert state["summary"]["best_epoch"] == 2, "the kill points above expect the best epoch to be the second"
+    return state
 
 
 # ---------------------------------------------------------------- checks

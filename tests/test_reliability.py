@@ -14,8 +14,8 @@ import main
 from harness.results import completed_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "resnet18_cifar"
-TINY = [f"--model={MODEL}", "--img-size=8", "--dataset=digits", "--batch-size=16", "--max-steps-per-epoch=3",
+MODEL = "vit_lite_7_4"
+TINY = [f"--model={MODEL}", "--img-size=4", "--dataset=digits", "--batch-size=16", "--max-steps-per-epoch=3",
         "--recipe=seed", "--deterministic", "--device=cpu"]
 
 
@@ -105,3 +105,25 @@ def test_tables_read_only_completed_runs(tmp_path):
     (tmp_path / "runs" / "torn").mkdir()            # cannot happen with atomic writes, and is skipped anyway
     (tmp_path / "runs" / "torn" / "summary.json").write_text('{"status": "compl')
     assert [s["run_id"] for s in completed_runs(str(tmp_path))] == ["done"]
+
+
+def test_a_dying_rank_ends_the_torchrun_job_which_then_resumes(tmp_path):
+    def torchrun(*args, kill_at=None):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        env.pop("HARNESS_KILL_AT", None)
+        if kill_at:
+            env["HARNESS_KILL_AT"] = kill_at
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(ROOT / "main.py"), *TINY, "--epochs=2", "--checkpoint=True", *args]
+        return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+    died = torchrun(kill_at="step:5@1")  # rank 1, second step of epoch 2: rank 0 waits for it in all-reduce
+    assert died.returncode != 0
+    assert "Signal 9 (SIGKILL)" in died.stderr or "exitcode  : -9" in died.stderr, died.stderr[-2000:]
+    last = tmp_path / "checkpoints" / f"{MODEL}_digits_s0" / "last.pt"
+    assert torch.load(last, weights_only=True)["state"]["epoch"] == 1
+    resumed = torchrun("--resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout and "after epoch 1" in resumed.stdout
+    [run] = run_dirs(tmp_path / "results")
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
