@@ -21,12 +21,13 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "vit_lite_7_4"
-ARGV = [f"--model={MODEL}", "--img-size=4", "--dataset=digits", "--epochs=3", "--batch-size=32",
-        "--max-steps-per-epoch=2", "--recipe=seed", "--scheduler=cosine", "--model-kwargs={drop_rate: 0.1, drop_path_rate: 0.1}",
-        "--deterministic", "--device=cpu", "--checkpoint=True", "--model-save=True"]
+MODEL = "lenet5"
+ARGV = [f"--model={MODEL}", "--img-size=12", "--dataset=digits", "--epochs=3", "--batch-size=32",
+        "--max-steps-per-epoch=2", "--recipe=seed", "--scheduler=cosine", "--lr=0.03", "--seed=4",
+        "--model-kwargs={drop_rate: 0.3}", "--deterministic", "--device=cpu", "--checkpoint=True", "--model-save=True"]
 TIMING = ["epoch_time_s", "images_per_s"]
 PLOT = f"{MODEL}_digits_loss.png"
+CHECKPOINTS = f"{MODEL}_digits_s4"
 
 # Where to kill. Phases: step (after an optimizer step; 2 per epoch), eval (after an evaluation batch:
 # 5 validation batches per epoch, then 12 test batches for the last weights and 12 for the best ones),
@@ -130,7 +131,7 @@ def run_folder(folder: Path) -> Path:
 def final_state(folder: Path) -> dict:
     from safetensors.torch import load_file
     run = run_folder(folder)
-    last = torch.load(folder / "checkpoints" / f"{MODEL}_digits_s0" / "last.pt", weights_only=True)
+    last = torch.load(folder / "checkpoints" / CHECKPOINTS / "last.pt", weights_only=True)
     summary = json.loads((run / "summary.json").read_text())
     return {"weights": last["model"], "exported": load_file(run / "model.safetensors"),
             "metrics": pd.read_csv(run / "metrics.csv").drop(columns=TIMING),
@@ -166,7 +167,7 @@ def assert_files_intact(folder: Path) -> None:
             yaml.safe_load(path.read_text())
         elif path.suffix == ".png":
             assert path.read_bytes().endswith(b"IEND\xaeB`\x82"), path
-    last = folder / "checkpoints" / f"{MODEL}_digits_s0" / "last.pt"
+    last = folder / "checkpoints" / CHECKPOINTS / "last.pt"
     metrics = list((folder / "results").glob("runs/*/metrics.csv"))
     if last.exists() and metrics:
         history = torch.load(last, weights_only=True)["state"]["history"]

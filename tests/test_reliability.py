@@ -14,8 +14,8 @@ import main
 from harness.results import completed_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = "vit_lite_7_4"
-TINY = [f"--model={MODEL}", "--img-size=4", "--dataset=digits", "--batch-size=16", "--max-steps-per-epoch=3",
+MODEL = "lenet5"
+TINY = [f"--model={MODEL}", "--img-size=12", "--dataset=digits", "--batch-size=16", "--max-steps-per-epoch=3",
         "--recipe=seed", "--deterministic", "--device=cpu"]
 
 
