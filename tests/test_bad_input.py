@@ -1,5 +1,7 @@
 """The catalogue of bad input: each case is one line (extra arguments, a fragment of the expected message).
 
+Arguments go to main.py after BASE; a case starting with "sweep" runs ``python -m benchmarks.sweep`` instead.
+
 Every case must exit with 2, print exactly one line on stderr ("error: ..."), no traceback, and leave the
 working folder exactly as it was: nothing created, nothing overwritten, not even where results/, plots/
 and checkpoints/ already hold an earlier run. ``{fx}`` in an argument is the folder of prepared bad files.
@@ -15,6 +17,8 @@ import pytest
 import torch
 
 import main
+from benchmarks import sweep
+from benchmarks.common import run_command
 from harness import checkpoint
 from harness.config import build_config, parse_command_line
 
@@ -63,6 +67,8 @@ CASES = [
     (["--config={fx}/missing.yaml"], "missing.yaml does not exist"),
     (["--model=vit_lite_7_4", "--model-kwargs={{wings: 2}}"], "vit_lite_7_4 does not take that option"),
     (["stray"], "unexpected argument 'stray'"),
+    (["sweep", "--protocol=nope", "--models=lenet5"], "unknown protocol 'nope': choose one of"),
+    (["sweep", "--protocol=fmnist", "--models=lenet5", "--seeds=a"], "--seeds takes integers"),
 ]
 
 
@@ -141,7 +147,11 @@ def test_bad_input(workdir, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(workdir)
     fx = str(workdir / "fixtures")
     before = snapshot(workdir)
-    code = main.main(BASE + [a.format(fx=fx) for a in argv])
+    argv = [a.format(fx=fx) for a in argv]
+    if argv[0] == "sweep":
+        code = run_command(sweep.main, argv[1:])
+    else:
+        code = main.main(BASE + argv)
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err

@@ -66,6 +66,28 @@ def test_divergence_reaches_a_caller_of_run_as_an_exception(tmp_path, monkeypatc
         harness.train.run(cfg)
 
 
+def test_a_sweep_records_a_diverged_run_and_goes_on(tmp_path, monkeypatch, capsys):
+    from benchmarks import sweep
+    monkeypatch.chdir(tmp_path)
+    protocol = {"dataset": "digits", "config": {"epochs": 1, "recipe": "seed", "batch_size": 16, "img_size": 12,
+                                                "max_steps_per_epoch": 2, "device": "cpu"}}
+    (tmp_path / "tiny.yaml").write_text(json.dumps(protocol))
+    real_loss, calls = harness.train.classification_loss, []
+
+    def nan_in_the_first_run(*args, **kwargs):
+        loss, logits = real_loss(*args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) == 1 else loss), logits
+    monkeypatch.setattr(harness.train, "classification_loss", nan_in_the_first_run)
+    monkeypatch.setattr(sweep, "record_complexity", lambda summary, path: None)
+    assert sweep.main(["--protocol=tiny.yaml", f"--models={MODEL}", "--seeds=0,1"]) == 1
+    captured = capsys.readouterr()
+    assert f"{MODEL} seed 0: FAILED: TrainingDiverged: loss became NaN or infinite at step 0" in captured.err
+    assert "1 trained, 0 skipped, 1 failed" in captured.out
+    summaries = [json.loads((run / "summary.json").read_text()) for run in run_dirs(tmp_path / "results")]
+    assert {s["seed"]: s["status"] for s in summaries} == {0: "failed", 1: "completed"}
+
+
 def test_two_runs_started_together_keep_every_file(tmp_path):
     argv = [sys.executable, str(ROOT / "main.py"), *TINY, "--epochs=1", "--model-save=True"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
