@@ -141,7 +141,7 @@ def write_owed_best(payload: dict[str, Any], folder: Path) -> None:
         return
     if path.is_file() and load(path).get("epoch") == state["epoch"]:
         return
-    save_best(folder, payload["model"], state["epoch"], payload["config"], payload["run_id"])
+    save_best(folder, selected_weights(payload), state["epoch"], payload["config"], payload["run_id"])
 
 
 _held_locks: dict[Path, int] = {}

@@ -25,6 +25,8 @@ MODEL = "lenet5"
 ARGV = [f"--model={MODEL}", "--img-size=12", "--dataset=digits", "--epochs=3", "--batch-size=32",
         "--max-steps-per-epoch=2", "--recipe=seed", "--scheduler=cosine", "--lr=0.03", "--seed=4",
         "--model-kwargs={drop_rate: 0.3}", "--deterministic", "--device=cpu", "--checkpoint=True", "--model-save=True"]
+# The recipe tools that keep state or draw random numbers: EMA (selecting the best epoch), mixup, RandAugment.
+RECIPE_TOOLS = ["--ema-decay=0.9", "--ema-select=True", "--mixup-alpha=0.2", "--auto-augment=randaugment"]
 TIMING = ["epoch_time_s", "images_per_s"]
 PLOT = f"{MODEL}_digits_loss.png"
 CHECKPOINTS = f"{MODEL}_digits_s4"
@@ -110,13 +112,17 @@ def server(tmp_path_factory):
     srv.close()
 
 
+def uninterrupted(server, folder: Path, argv: list[str]) -> dict:
+    folder.mkdir(exist_ok=True)
+    assert server.run(folder, argv) == 0, server.log(folder)
+    state = final_state(folder)
+    assert state["summary"]["best_epoch"] == 2, "the kill points here expect the best epoch to be the second"
+    return state
+
+
 @pytest.fixture(scope="module")
 def reference(server, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reference")
-    assert server.run(folder, ARGV) == 0, server.log(folder)
-    state = final_state(folder)
-    assert state["summary"]["best_epoch"] == 2, "the kill points above expect the best epoch to be the second"
-    return state
+    return uninterrupted(server, tmp_path_factory.mktemp("reference"), ARGV)
 
 
 # ---------------------------------------------------------------- checks
@@ -132,8 +138,9 @@ def final_state(folder: Path) -> dict:
     from safetensors.torch import load_file
     run = run_folder(folder)
     last = torch.load(folder / "checkpoints" / CHECKPOINTS / "last.pt", weights_only=True)
+    best = torch.load(folder / "checkpoints" / CHECKPOINTS / "best.pt", weights_only=True)
     summary = json.loads((run / "summary.json").read_text())
-    return {"weights": last["model"], "exported": load_file(run / "model.safetensors"),
+    return {"weights": last["model"], "best": best["model"], "exported": load_file(run / "model.safetensors"),
             "metrics": pd.read_csv(run / "metrics.csv").drop(columns=TIMING),
             "summary": {k: summary[k] for k in ("status", "best_epoch", "best_val_top1", "test_top1_best",
                                                   "test_top5_best", "test_top1_last", "test_top5_last")},
@@ -144,10 +151,9 @@ def final_state(folder: Path) -> dict:
 def assert_same(state: dict, reference: dict) -> None:
     pd.testing.assert_frame_equal(state["metrics"], reference["metrics"])
     assert state["summary"] == reference["summary"]
-    for key, tensor in reference["weights"].items():
-        assert torch.equal(state["weights"][key], tensor), key
-    for key, tensor in reference["exported"].items():
-        assert torch.equal(state["exported"][key], tensor), key
+    for weights in ("weights", "best", "exported"):
+        for key, tensor in reference[weights].items():
+            assert torch.equal(state[weights][key], tensor), (weights, key)
     assert state["leftovers"] == []
 
 
@@ -176,19 +182,28 @@ def assert_files_intact(folder: Path) -> None:
         assert [r["epoch"] for r in rows] == [h["epoch"] for h in history[:len(rows)]]
 
 
-def kill_and_resume(server, folder: Path, points: list[str]) -> None:
-    argv = ARGV
-    for point in points:
-        assert server.run(folder, argv, kill_at=point) == -signal.SIGKILL, f"{point} never reached:\n{server.log(folder)}"
+def kill_and_resume(server, folder: Path, points: list[str], argv: list[str] = ARGV) -> None:
+    resume = argv + ["--resume=auto"]
+    for i, point in enumerate(points):
+        exit_code = server.run(folder, resume if i else argv, kill_at=point)
+        assert exit_code == -signal.SIGKILL, f"{point} never reached:\n{server.log(folder)}"
         assert_files_intact(folder)
-        argv = ARGV + ["--resume=auto"]
-    assert server.run(folder, argv) == 0, server.log(folder)
+    assert server.run(folder, resume) == 0, server.log(folder)
 
 
 @pytest.mark.parametrize("points", KILL_POINTS, ids=[p if isinstance(p, str) else "+".join(p) for p in KILL_POINTS])
 def test_killed_run_resumes_exactly(server, reference, tmp_path, points):
     kill_and_resume(server, tmp_path, [points] if isinstance(points, str) else points)
     assert_same(final_state(tmp_path), reference)
+
+
+def test_killed_run_with_ema_mixup_and_randaugment_resumes_exactly(server, tmp_path):
+    """Killed between last.pt and best.pt of the best epoch (whose weights are the EMA's), mid-step, mid-write."""
+    argv = ARGV + RECIPE_TOOLS
+    reference = uninterrupted(server, tmp_path / "reference", argv)
+    (tmp_path / "killed").mkdir()
+    kill_and_resume(server, tmp_path / "killed", ["write:best.pt:2", "step:2", "write:summary.json:1"], argv)
+    assert_same(final_state(tmp_path / "killed"), reference)
 
 
 def test_killed_while_writing_the_first_checkpoint(server, reference, tmp_path):
