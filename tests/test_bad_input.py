@@ -28,7 +28,7 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 CASES = [
     (["--model=resnt"], "unknown model 'resnt': did you mean resnet"),
     (["--dataset=imagenette"], "unknown dataset 'imagenette': choose one of"),
-    (["--weight-decy=0.1"], "unknown config key 'weight_decy' (from the command line): did you mean weight_decay?"),
+    (["--weight-decy=0.1"], "unknown config key 'weight_decy' (from the command line): did you mean weight_decay"),
     (["--config={fx}/unknown_key.yaml"], "unknown config key 'epoch'"),
     (["--epochs=three"], "'epochs' (from the command line) must be an integer"),
     (["--config={fx}/wrong_type.yaml"], "'batch_size' (from"),
