@@ -8,7 +8,7 @@ from zoo.registry import (ModelConfigError, ModelInfo, create_model, get_model_i
 
 # Importing a family module registers its models.
 from zoo import (alexnet, cct, darknet, densenet, efficientnet, gmlp, googlenet, inception,  # noqa: E402,F401
-                 lenet, mlp_mixer, mobilenet, nin, resmlp, resnet, sdpnet, shufflenet, squeezenet, vgg, vit,
+                 lenet, mlp_mixer, mobilenet, nfnet, nin, resmlp, resnet, sdpnet, shufflenet, squeezenet, vgg, vit,
                  xception)
 
 __all__ = ["ModelConfigError", "ModelInfo", "create_model", "get_model_info", "list_models",
