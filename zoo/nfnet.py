@@ -14,7 +14,8 @@ The registered ``native_size`` is the test size; ``NFNET_VARIANTS`` keeps the tr
 
 The network has no normalisation layer. Signal is kept at unit scale by construction:
 * every conv is a ``WSConv2d`` (scaled weight standardisation with a learned gain) and every
-  nonlinearity a ``ScaledActivation`` (GELU × 1.7015), so each conv-activation pair preserves variance;
+  nonlinearity a ``ScaledActivation`` (tanh-approximated GELU × 1.7015, as jax.nn.gelu), so each
+  conv-activation pair preserves variance;
 * each residual block is ``x + α · skip_gain · f(β · act(x))``. β = 1/expected std of x, tracked
   analytically: the variance grows by α² per block and is reset to 1 (plus one block of growth, 1 + α²)
   after the first block of each stage, whose projection shortcut re-normalises the signal. α = 0.2.
@@ -34,16 +35,25 @@ first), and a dropped sample keeps only its shortcut with no 1/keep rescaling of
 For adaptive gradient clipping: the final classifier is ``model.head.fc``, the only ``nn.Linear`` in
 the model (the SE layers are 1×1 convs), which the paper excludes from clipping.
 
-Deliberate deviations from the official JAX code (none changes the parameter count):
+Size: F0 has 71,489,284 parameters at 1000 classes and 12.38 GMACs at 256 px (6.98 G at 192), the
+paper's count. fvcore reports 12.62 G for timm's F0 only because it also counts timm's weight
+standardisation (a batch_norm over the 46.5 M conv weights, 5 ops each).
+
+Deliberate deviations from the official JAX code (none changes the parameter count or MACs):
 * symmetric k//2 padding instead of TensorFlow 'SAME' (which pads strided 3×3 convs only at the
   bottom/right); same output sizes, the strided taps are shifted by one pixel;
-* the shortcut's average pool uses ceil mode without counting padding, which equals 'SAME' pooling;
-* SE fully connected layers are 1×1 convolutions (identical parameters and arithmetic);
-* weight init is N(0, 1/fan_in) for every WSConv (as official) and PyTorch's truncated normal for
-  the SE layers (Haiku's Linear default: truncated N(0, 1/fan_in), zero bias).
+* SE fully connected layers are 1×1 convolutions (identical parameters and arithmetic).
+
+Kept as official where timm differs: WS eps bounds N·Var(W) from below at 1e-4 (timm adds 1e-5 to
+Var(W); numerically negligible). The shortcut's average pool runs in ceil mode without counting
+padding, which is exactly 'SAME' pooling, so it agrees with the strided conv on odd input sizes
+(min_size is 32, the total stride; smaller inputs also run, on 1×1 maps padded by the 3×3 convs).
+Init as official: N(0, 1/fan_in) for WSConv weights, truncated (±2σ) N(0, 1/fan_in) for the SE
+layers, zero biases.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -140,7 +150,7 @@ class NFNet(ImageClassifier):
         for m in self.modules():
             if isinstance(m, SqueezeExcite):
                 for conv in (m.reduce, m.expand):
-                    nn.init.trunc_normal_(conv.weight, std=conv.weight[0].numel() ** -0.5)
+                    _truncated_normal_(conv.weight, std=conv.weight[0].numel() ** -0.5)
                     nn.init.zeros_(conv.bias)
         self._init_classifier()
 
@@ -155,6 +165,13 @@ class NFNet(ImageClassifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.final_act(self.final_conv(self.stages(self.stem(x))))
+
+
+def _truncated_normal_(tensor: torch.Tensor, std: float) -> None:
+    """N(0, std²) cut at ±2σ by inverse-CDF sampling (nn.init.trunc_normal_ is far slower on big tensors)."""
+    edge = math.erf(2 / math.sqrt(2))  # z = √2·erfinv(u) lies in (−2, 2) for u in (−edge, edge)
+    with torch.no_grad():
+        tensor.uniform_(-edge, edge).erfinv_().mul_(std * math.sqrt(2))
 
 
 def _nfnet(variant: str, *, num_classes, in_chans, img_size, **kwargs) -> NFNet:

@@ -3,8 +3,6 @@ variance-preserving ("scaled") activations, which together replace batch normali
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -58,7 +56,10 @@ class WSConv2d(nn.Conv2d):
         self.gain = nn.Parameter(torch.ones(out_chs, 1, 1, 1))
         self.eps = eps
         self.fan_in = self.weight[0].numel()
-        nn.init.normal_(self.weight, std=1.0 / math.sqrt(self.fan_in))
+
+    def reset_parameters(self) -> None:
+        # Called by nn.Conv2d.__init__: N(0, 1/fan_in) as the official code, though WS makes the scale moot.
+        nn.init.normal_(self.weight, std=self.weight[0].numel() ** -0.5)
         nn.init.zeros_(self.bias)
 
     def standardized_weight(self) -> torch.Tensor:
