@@ -101,3 +101,9 @@ def test_vit_position_embedding_resamples_to_another_size():
     model = zoo.create_model("vit_tiny_patch16_224", num_classes=3).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 384, 384)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "vit_tiny_patch16_224"])
+def test_unknown_model_option_is_a_build_error(name):
+    with pytest.raises(zoo.ModelConfigError, match="does not take that option"):
+        zoo.create_model(name, num_classes=3, wings=2)

@@ -41,7 +41,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_chs: int, width: int, stride: int = 1, se_ratio: float = 0.0, **_):
+    def __init__(self, in_chs: int, width: int, stride: int = 1, se_ratio: float = 0.0):
         super().__init__()
         out_chs = width * self.expansion
         self.conv1 = ConvNormAct(in_chs, width, 3, stride)
