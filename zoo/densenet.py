@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers import ClassifierHead, ImageClassifier
+from zoo.layers import ClassifierHead, ImageClassifier, he_init_conv_bn
 from zoo.registry import register_model
 
 PAPER = "Densely Connected Convolutional Networks"
@@ -83,13 +83,9 @@ class DenseNet(ImageClassifier):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        he_init_conv_bn(self)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

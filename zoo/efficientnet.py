@@ -34,7 +34,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, MBConv, make_divisible
+from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, MBConv, he_init_conv_bn, make_divisible
 from zoo.registry import register_model
 
 V1_PAPER = "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
@@ -116,15 +116,9 @@ class EfficientNet(ImageClassifier):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        he_init_conv_bn(self)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear):
                 bound = 1.0 / math.sqrt(m.out_features)
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, MBConv, make_divisible
+from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, MBConv, he_init_conv_bn, make_divisible
 from zoo.registry import register_model
 
 V1_PAPER = "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications"
@@ -41,15 +41,9 @@ V2_ROWS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3
 
 
 def _init_weights(model: nn.Module) -> None:
+    he_init_conv_bn(model)
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
+        if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0.0, 0.01)
             nn.init.zeros_(m.bias)
 

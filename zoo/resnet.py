@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, SqueezeExcite
+from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, SqueezeExcite, he_init_conv_bn
 from zoo.registry import register_model
 
 PAPER = "Deep Residual Learning for Image Recognition"
@@ -112,12 +112,7 @@ class ResNet(ImageClassifier):
         self._init_weights(zero_init_last)
 
     def _init_weights(self, zero_init_last: bool) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_conv_bn(self)
         if zero_init_last:
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):

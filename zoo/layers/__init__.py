@@ -3,7 +3,7 @@ from zoo.layers.activations import KeLU, get_act_layer, kelu, raised_cosine_cdf
 from zoo.layers.cct_block import CCTBlock, init_cct_weights
 from zoo.layers.classifier import ClassifierHead, ImageClassifier
 from zoo.layers.cnn_heads import ConvPoolHead, aux_avg_pool
-from zoo.layers.conv import ConvNormAct, make_divisible
+from zoo.layers.conv import ConvNormAct, he_init_conv_bn, make_divisible
 from zoo.layers.drop import DropPath, drop_path, linear_drop_path_rates
 from zoo.layers.mbconv import MBConv
 from zoo.layers.nf import NF_ACT_GAMMAS, ScaledActivation, WSConv2d
@@ -11,7 +11,7 @@ from zoo.layers.patch import PatchEmbed, check_fixed_input_size, check_patch_gri
 from zoo.layers.squeeze_excite import SqueezeExcite
 from zoo.layers.transformer import Attention, LayerScale, Mlp, TransformerBlock
 
-__all__ = ["Attention", "CCTBlock", "ClassifierHead", "ConvNormAct", "ConvPoolHead", "DropPath", "ImageClassifier",
+__all__ = ["Attention", "CCTBlock", "ClassifierHead", "ConvNormAct", "he_init_conv_bn", "ConvPoolHead", "DropPath", "ImageClassifier",
            "KeLU", "LayerScale", "MBConv", "Mlp", "NF_ACT_GAMMAS", "PatchEmbed", "ScaledActivation", "SqueezeExcite",
            "TransformerBlock", "WSConv2d", "aux_avg_pool", "check_fixed_input_size", "check_patch_grid", "drop_path",
            "get_act_layer", "init_cct_weights", "kelu", "linear_drop_path_rates", "make_divisible",

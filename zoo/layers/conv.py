@@ -45,3 +45,15 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     min_value = min_value or divisor
     rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def he_init_conv_bn(model: nn.Module) -> None:
+    """He (fan-out) normal conv weights and zero conv biases; BatchNorm as the identity (weight 1, bias 0)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
