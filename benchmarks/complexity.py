@@ -101,11 +101,17 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, list[str]]
 
 
 def flop_counter_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """PyTorch's own count (FLOPs = 2 × MACs, matmuls, convolutions and attention only), as MACs."""
+    """PyTorch's own count (FLOPs = 2 × MACs, matmuls and convolutions only), as MACs.
+
+    Attention runs on SDPA's math backend here, so QKᵀ and AV reach the counter as plain batched
+    matmuls: the fused kernels (CPU flash attention, say) have a FLOP formula under some torch versions
+    and none under others, and a reference must not depend on which torch is installed."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
-    with FlopCounterMode(display=False) as counter:  # with autograd on: its module tracker needs grad_fns
+    # With autograd on: FlopCounterMode's module tracker needs grad_fns.
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
         model(example)
     return counter.get_total_flops() // 2
 

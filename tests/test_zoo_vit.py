@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import zoo
+from benchmarks.complexity import flop_counter_macs
 from zoo.cct import CompactTransformer, sine_table
 from zoo.layers import CCTBlock, TransformerBlock, resample_pos_embed, sincos_1d
 from zoo.vit import _VIT_C, ConvStem
@@ -16,9 +16,7 @@ def _n_params(model: torch.nn.Module) -> int:
 
 
 def _gmacs(model: torch.nn.Module, size: int) -> float:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.eval()(torch.randn(1, 3, size, size))
-    return counter.get_total_flops() / 2e9
+    return flop_counter_macs(model, torch.randn(1, 3, size, size)) / 1e9
 
 
 @pytest.fixture(scope="module")
