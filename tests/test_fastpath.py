@@ -1,0 +1,104 @@
+"""The fast path: which settings are candidates, how the fastest is picked, and that the trial leaves no trace."""
+import itertools
+
+import pytest
+import torch
+
+from harness import checkpoint, fastpath
+from harness.fastpath import Choice, Setting
+
+XEON_AMX = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+EPYC_ZEN3 = "processor\t: 0\nflags\t\t: fpu avx2 fma sha_ni\n"
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    assert fastpath.native_bf16_cpu(XEON_AMX)
+    assert not fastpath.native_bf16_cpu(EPYC_ZEN3)
+    assert fastpath.native_bf16_cpu("Features\t: fp asimd bf16 i8mm\n")  # Arm
+
+
+@pytest.mark.parametrize("amp, layout, device, native, expected", [
+    ("auto", "auto", "cpu", True, ["fp32_nchw", "fp32_channels_last", "bf16_nchw", "bf16_channels_last"]),
+    ("auto", "auto", "cpu", False, ["fp32_nchw", "fp32_channels_last"]),   # never emulated bf16
+    ("off", "auto", "cpu", True, ["fp32_nchw", "fp32_channels_last"]),
+    ("auto", "true", "cpu", True, ["fp32_channels_last", "bf16_channels_last"]),
+    ("bf16", "false", "cpu", False, ["bf16_nchw"]),                          # asked for explicitly: given
+    ("auto", "auto", "cuda", True, ["bf16_nchw"]),                           # a GPU keeps today's choice
+    ("off", "true", "cuda", True, ["fp32_channels_last"]),
+])
+def test_candidates(amp, layout, device, native, expected):
+    assert [s.label for s in fastpath.candidates(amp, layout, device, native)] == expected
+
+
+def test_the_fastest_candidate_wins_and_a_tie_keeps_the_first():
+    settings = fastpath.candidates("auto", "auto", "cpu", True)
+    rates = {"fp32_nchw": 78, "fp32_channels_last": 82, "bf16_nchw": 167, "bf16_channels_last": 194}
+    choice = fastpath.pick_fastest(settings, lambda s: rates[s.label])
+    assert choice.setting == Setting("bf16", True) and choice.trial_images_per_s == rates
+    tie = fastpath.pick_fastest(settings, lambda s: 100.0)
+    assert tie.setting == Setting("off", False)
+
+
+def test_images_per_s_times_only_the_steps_after_the_warm_up():
+    ticks = itertools.count()
+    calls = []
+    rate = fastpath.images_per_s(calls.append, Setting("off", True), batch_size=64,
+                                 clock=lambda: float(next(ticks)))
+    # one clock tick between start and stop: TIMED_STEPS × 64 images in 1 s
+    assert rate == fastpath.TRIAL_TIMED_STEPS * 64
+    assert len(calls) == fastpath.TRIAL_WARMUP_STEPS + fastpath.TRIAL_TIMED_STEPS
+
+
+def test_choose_on_a_fake_timer_picks_the_setting_whose_steps_are_fastest():
+    now = [0.0]
+    cost = {"fp32_nchw": 0.8, "fp32_channels_last": 0.4, "bf16_nchw": 0.5, "bf16_channels_last": 0.6}
+
+    def step(setting):
+        now[0] += cost[setting.label]
+
+    choice = fastpath.choose("auto", "auto", "cpu", planned_steps=1000, batch_size=32, timing_allowed=None,
+                             step=step, native_bf16=True, clock=lambda: now[0])
+    assert choice.setting.label == "fp32_channels_last" and choice.how == "timed"
+    assert choice.trial_images_per_s["fp32_channels_last"] == pytest.approx(80.0)
+    assert "fastest" in choice.describe()
+
+
+@pytest.mark.parametrize("planned, allowed, how", [
+    (50, None, "too few"), (1000, "compiled", "compiled"),
+])
+def test_choose_skips_the_trial_when_it_cannot_pay_or_cannot_be_trusted(planned, allowed, how):
+    def step(setting):
+        raise AssertionError("no step may run")
+
+    choice = fastpath.choose("auto", "auto", "cpu", planned_steps=planned, batch_size=8, timing_allowed=allowed,
+                             step=step, native_bf16=True)
+    assert choice.setting == Setting("off", False) and how in choice.how and choice.trial_images_per_s == {}
+
+
+def test_a_choice_round_trips_through_its_record():
+    choice = Choice(Setting("bf16", True), "timed", {"fp32_nchw": 10.0, "bf16_channels_last": 25.0})
+    assert Choice.from_record(choice.record()) == choice
+
+
+def test_the_trial_restores_model_optimizer_and_random_state():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.LazyLinear(3))
+    model(torch.randn(2, 1, 8, 8))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    generator_state = torch.get_rng_state()
+    expected_draw = torch.rand(3)
+    torch.set_rng_state(generator_state)
+
+    with fastpath.restored_afterwards([model, optimizer], checkpoint.capture_rng, checkpoint.restore_rng):
+        for setting in fastpath.candidates("auto", "auto", "cpu", True):
+            model.to(memory_format=setting.memory_format)
+            with torch.autocast("cpu", dtype=setting.dtype or torch.float32, enabled=setting.dtype is not None):
+                loss = model(torch.randn(4, 1, 8, 8)).float().square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert optimizer.state_dict()["state"] == {}
+    assert torch.equal(torch.rand(3), expected_draw)
