@@ -16,11 +16,22 @@ resumable: a run whose completed result is already in results/ with the same con
 interrupted one resumes from its last checkpoint (checkpoints/sweep_<protocol>/). A failing model is
 reported and the sweep goes on; the exit status is 1 if any run failed. After each run the model's
 GMACs at the run's input go to results/complexity.csv for the table.
+
+The sweep knows its cost before it starts (benchmarks.cost): each run's training and evaluated images
+times the model's GMACs at the run's input, at a training speed measured on this machine where one is
+(a finished run, a benchmarks.speed CSV) or else the prior stated in benchmarks/cost.py (or
+--assume-tflops). It prints the plan first — cheapest first with --order=cost (the default), or in the
+order given — and --budget-hours stops it cleanly: a run that would not fit the time left is not
+started, and the run in progress when the budget runs out is interrupted; its last checkpoint is kept
+and the next sweep resumes it. --plan-only prints the plan and exits.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,8 +39,8 @@ from typing import Any
 import yaml
 
 import zoo
-from benchmarks import profile
-from benchmarks.common import ArgumentParser, dataset_geometry, run_command, select_models
+from benchmarks import cost, profile
+from benchmarks.common import ArgumentParser, dataset_geometry, read_csv, run_command, select_models
 from harness import checkpoint
 from harness.config import CONFIG_DIR, Config, build_config, load_yaml, parse_command_line
 from harness.errors import UsageError
@@ -106,37 +117,149 @@ def record_complexity(summary: dict, complexity_csv: str) -> None:
                         complexity_csv, verbose=False)
 
 
+@dataclasses.dataclass
+class PlannedRun:
+    model: str
+    seed: int
+    cfg: Config
+    img_size: int
+    gmacs: float | None
+    images_per_s: float | None
+    rate_source: str            # measured | prior | unknown
+    done: bool
+    seconds: float              # estimated; 0 when done already
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} seed {self.seed}"
+
+
+def run_img_size(cfg: Config) -> int:
+    """The input a run trains at (harness.train's rule: --img-size, else the dataset's raised to the minimum)."""
+    return cfg.img_size if cfg.img_size is not None else max(cfg.input_size, zoo.get_model_info(cfg.model).min_size)
+
+
+def plan_runs(configs: list[tuple[str, int, Config]], complexity_csv: str, prior: cost.Throughput,
+              order: str) -> list[PlannedRun]:
+    """Every run with its estimated cost, counting GMACs that complexity.csv lacks (and keeping them there)."""
+    measured = cost.measured_rates(configs[0][2].results_dir) if configs else {}
+    wanted = []
+    for model, _, cfg in configs:
+        in_chans, num_classes = dataset_geometry(cfg.dataset)
+        wanted.append((model, "run", run_img_size(cfg), in_chans, num_classes))
+    profile.ensure_rows(wanted, complexity_csv, verbose=False)
+    rows = read_csv(complexity_csv)
+    planned = []
+    for (model, seed, cfg), (_, _, img_size, in_chans, num_classes) in zip(configs, wanted):
+        counted = profile.lookup(rows, model, img_size, in_chans, num_classes)
+        gmacs = float(counted["gmacs"]) if counted else None
+        rate, source = measured.get((model, img_size, in_chans)), "measured"
+        if rate is None:
+            rate, source = (prior.train_images_per_s(gmacs), "prior") if gmacs is not None else (None, "unknown")
+        done = finished_run(cfg) is not None
+        workload = cost.Workload.of_run(cfg.dataset, cfg.epochs, cfg.val_fraction, cfg.ema_decay > 0,
+                                        cfg.synthetic_images)
+        seconds = 0.0 if done else cost.estimate_seconds(workload, rate) if rate else float("inf")
+        planned.append(PlannedRun(model, seed, cfg, img_size, gmacs, rate, source, done, seconds))
+    if order == "cost":
+        planned.sort(key=lambda p: (p.seconds, p.model, p.seed))
+    return planned
+
+
+def format_plan(planned: list[PlannedRun], budget_s: float | None) -> str:
+    lines = [f"{'#':>3} {'run':36} {'px':>4} {'GMACs':>8} {'img/s':>8} {'from':8} {'est. min':>8} {'total h':>7}"]
+    total = 0.0
+    for i, p in enumerate(planned, 1):
+        total += p.seconds
+        over = budget_s is not None and total > budget_s and not p.done
+        state = "done" if p.done else "over budget" if over else ""
+        gmacs = f"{p.gmacs:.4f}" if p.gmacs is not None else "?"
+        rate = f"{p.images_per_s:.0f}" if p.images_per_s else "?"
+        lines.append(f"{i:>3} {p.label:36} {p.img_size:>4} {gmacs:>8} {rate:>8} {p.rate_source:8} "
+                     f"{p.seconds / 60:>8.1f} {total / 3600:>7.2f}  {state}".rstrip())
+    return "\n".join(lines)
+
+
+class BudgetExhausted(KeyboardInterrupt):
+    """The sweep's time is up. An interruption like Ctrl-C: the run keeps its last checkpoint."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None):
+    """Raise BudgetExhausted in the main thread once ``seconds`` have passed (None: no deadline)."""
+    if seconds is None:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise BudgetExhausted(f"the sweep's budget of {seconds / 3600:.2f} h is spent")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def sweep(protocol: Protocol, models: list[str], seeds: list[int], dataset: str, overrides: dict[str, Any],
           checkpoint_root: str = "checkpoints", complexity_csv: str = profile.DEFAULT_OUT,
-          debug: bool = False) -> dict[str, list]:
+          debug: bool = False, order: str = "cost", budget_s: float | None = None,
+          prior: cost.Throughput = cost.CPU_PRIOR, plan_only: bool = False) -> dict[str, list]:
     from harness.train import run  # heavy imports only once the input is known to be good
 
-    outcome: dict[str, list] = {"trained": [], "skipped": [], "failed": []}
+    outcome: dict[str, list] = {"trained": [], "skipped": [], "failed": [], "not_started": []}
     configs = [(m, s, run_config(protocol, m, s, dataset, overrides, checkpoint_root)) for m in models for s in seeds]
-    for model, seed, cfg in configs:
-        label = f"{model} seed {seed}"
-        done = finished_run(cfg)
-        if done:
-            print(f"[sweep] {label}: done already ({done['run_id']}), skipped", flush=True)
-            outcome["skipped"].append(label)
-            continue
-        last = checkpoint.checkpoint_folder(cfg) / "last.pt"
-        if last.is_file():
-            cfg = dataclasses.replace(cfg, resume="auto")
-        print(f"[sweep] {label}: {'resuming' if cfg.resume else 'training'} ({protocol.name}, {cfg.dataset})",
-              flush=True)
-        try:
-            summary = run(cfg)
-            record_complexity(summary, complexity_csv)
-        except Exception as err:  # noqa: BLE001 — one failing model is reported and the sweep goes on
-            detail = str(err).splitlines()[0] if str(err) else ""
-            print(f"[sweep] {label}: FAILED: {type(err).__name__}: {detail}", file=sys.stderr, flush=True)
-            if debug:
-                traceback.print_exc()
-            outcome["failed"].append(f"{label} ({type(err).__name__}: {detail})")
-            continue
-        outcome["trained"].append(label)
+    planned = plan_runs(configs, complexity_csv, prior, order)
+    print(f"[sweep] plan for {protocol.name} ({dataset}); estimates from measured img/s where known, else "
+          f"{prior.sustained_tflops} TFLOP/s sustained + {prior.overhead_s * 1e3:.1f} ms/image"
+          + (f"; budget {budget_s / 3600:.2f} h" if budget_s is not None else "")
+          + "\n" + format_plan(planned, budget_s), flush=True)
+    if plan_only:
+        return outcome
+    started = time.monotonic()
+    with deadline(budget_s):
+        for i, item in enumerate(planned):
+            if item.done:
+                print(f"[sweep] {item.label}: done already, skipped", flush=True)
+                outcome["skipped"].append(item.label)
+                continue
+            left = None if budget_s is None else budget_s - (time.monotonic() - started)
+            if left is not None and item.seconds > left:
+                outcome["not_started"] = [p.label for p in planned[i:] if not p.done]
+                print(f"[sweep] budget: {item.label} needs ~{item.seconds / 60:.0f} min and {left / 60:.0f} min "
+                      f"remain; stopping here ({len(outcome['not_started'])} runs not started)", flush=True)
+                break
+            try:
+                train_planned(item, run, complexity_csv, outcome, protocol, debug)
+            except BudgetExhausted as err:
+                outcome["not_started"] = [p.label for p in planned[i + 1:] if not p.done]
+                print(f"[sweep] {err}: {item.label} stopped; it resumes from its last checkpoint next time",
+                      flush=True)
+                break
     return outcome
+
+
+def train_planned(item: PlannedRun, run, complexity_csv: str, outcome: dict[str, list], protocol: Protocol,
+                  debug: bool) -> None:
+    cfg = item.cfg
+    last = checkpoint.checkpoint_folder(cfg) / "last.pt"
+    if last.is_file():
+        cfg = dataclasses.replace(cfg, resume="auto")
+    print(f"[sweep] {item.label}: {'resuming' if cfg.resume else 'training'} ({protocol.name}, {cfg.dataset}; "
+          f"estimated {item.seconds / 60:.0f} min)", flush=True)
+    try:
+        summary = run(cfg)
+        record_complexity(summary, complexity_csv)
+    except Exception as err:  # noqa: BLE001 — one failing model is reported and the sweep goes on
+        detail = str(err).splitlines()[0] if str(err) else ""
+        print(f"[sweep] {item.label}: FAILED: {type(err).__name__}: {detail}", file=sys.stderr, flush=True)
+        if debug:
+            traceback.print_exc()
+        outcome["failed"].append(f"{item.label} ({type(err).__name__}: {detail})")
+        return
+    outcome["trained"].append(item.label)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -158,8 +281,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dataset", default=None, help="replaces the protocol's dataset")
     parser.add_argument("--checkpoint-root", default="checkpoints")
     parser.add_argument("--complexity", default=profile.DEFAULT_OUT)
+    parser.add_argument("--order", default="cost", choices=("cost", "given"),
+                        help="cost: cheapest estimated run first; given: the order of --models")
+    parser.add_argument("--budget-hours", type=float, default=None,
+                        help="stop cleanly after this many hours (the run in progress resumes next time)")
+    parser.add_argument("--assume-tflops", type=float, default=None,
+                        help="estimate unmeasured runs at this sustained TFLOP/s (default: the CPU prior)")
+    parser.add_argument("--plan-only", action="store_true", help="print the plan and exit")
     parser.add_argument("--debug", action="store_true")
     args, rest = parser.parse_known_args(argv)
+    if args.budget_hours is not None and not (0 < args.budget_hours < 1e4):
+        raise UsageError(f"--budget-hours must be a positive number of hours, got {args.budget_hours}")
+    if args.assume_tflops is not None and not (0 < args.assume_tflops < 1e5):
+        raise UsageError(f"--assume-tflops must be positive, got {args.assume_tflops}")
     overrides, flags = parse_command_line(rest)
     if flags["config"] or flags["list_models"]:
         raise UsageError("--config and --list-models belong to main.py; the sweep takes --key=value overrides")
@@ -167,10 +301,13 @@ def main(argv: list[str]) -> int:
         if key in overrides:
             raise UsageError(f"--{key} is set by the sweep: use --models, --seeds, --protocol or --dataset")
     protocol = load_protocol(args.protocol)
+    prior = cost.CPU_PRIOR if args.assume_tflops is None else cost.Throughput(args.assume_tflops)
+    budget_s = None if args.budget_hours is None else args.budget_hours * 3600
     outcome = sweep(protocol, select_models(args.models), parse_seeds(args.seeds), args.dataset or protocol.dataset,
-                    overrides, args.checkpoint_root, args.complexity, args.debug)
+                    overrides, args.checkpoint_root, args.complexity, args.debug, args.order, budget_s, prior,
+                    args.plan_only)
     print(f"[sweep] {protocol.name}: {len(outcome['trained'])} trained, {len(outcome['skipped'])} skipped, "
-          f"{len(outcome['failed'])} failed")
+          f"{len(outcome['failed'])} failed, {len(outcome['not_started'])} not started")
     for failure in outcome["failed"]:
         print(f"[sweep] failed: {failure}")
     return 1 if outcome["failed"] else 0

@@ -1,0 +1,73 @@
+"""The sweep knows its cost: a plan printed first, cheapest first, and a budget that stops it cleanly."""
+import time
+
+import pytest
+import yaml
+
+from benchmarks import cost, sweep
+
+PROTOCOL = {"description": "test", "dataset": "digits", "img_size": "dataset",
+            "config": {"epochs": 1, "recipe": "seed", "batch_size": 32, "max_steps_per_epoch": 1, "device": "cpu"}}
+MODELS = "--models=resnet18_cifar,lenet5,resnet18"   # 0.56, 0.0006 and 0.036 GMACs at 32 px
+
+
+@pytest.fixture
+def protocol_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(PROTOCOL))
+    return "--protocol=p.yaml"
+
+
+def plan_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line[:3].strip().isdigit()]
+
+
+def test_the_plan_is_printed_cheapest_first_and_plan_only_trains_nothing(protocol_file, tmp_path, capsys):
+    assert sweep.main([protocol_file, MODELS, "--plan-only"]) == 0
+    lines = plan_lines(capsys.readouterr().out)
+    assert [line.split()[1] for line in lines] == ["lenet5", "resnet18", "resnet18_cifar"]
+    assert all("prior" in line for line in lines)
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_order_given_keeps_the_order_of_models(protocol_file, capsys):
+    assert sweep.main([protocol_file, MODELS, "--plan-only", "--order=given"]) == 0
+    assert [line.split()[1] for line in plan_lines(capsys.readouterr().out)] == ["resnet18_cifar", "lenet5",
+                                                                              "resnet18"]
+
+
+def test_a_run_that_does_not_fit_the_budget_is_not_started(protocol_file, monkeypatch, capsys):
+    import harness.train
+
+    trained = []
+    monkeypatch.setattr(harness.train, "run", lambda cfg: trained.append(cfg.model) or {"model": cfg.model})
+    monkeypatch.setattr(sweep, "record_complexity", lambda summary, path: None)
+    # Priced so that the first (cheapest) run fits an 11-second budget and the other two do not.
+    monkeypatch.setattr(cost.Throughput, "train_images_per_s", lambda self, gmacs: 1e6 if gmacs < 0.01 else 1.0)
+    assert sweep.main([protocol_file, MODELS, f"--budget-hours={11 / 3600}"]) == 0
+    out = capsys.readouterr().out
+    assert trained == ["lenet5"]
+    assert "budget: resnet18 seed 0 needs" in out and "1 trained, 0 skipped, 0 failed, 2 not started" in out
+
+
+def test_the_run_in_progress_is_interrupted_when_the_budget_is_spent(protocol_file, monkeypatch, capsys):
+    import harness.train
+
+    def slow(cfg):
+        time.sleep(30)  # the deadline interrupts this
+
+    monkeypatch.setattr(harness.train, "run", slow)
+    monkeypatch.setattr(cost.Throughput, "train_images_per_s", lambda self, gmacs: 1e9)
+    started = time.monotonic()
+    assert sweep.main([protocol_file, MODELS, f"--budget-hours={0.5 / 3600}"]) == 0
+    assert time.monotonic() - started < 20
+    out = capsys.readouterr().out
+    assert "budget of" in out and "resumes from its last checkpoint next time" in out
+    assert "0 trained, 0 skipped, 0 failed, 2 not started" in out
+
+
+def test_workload_counts_training_validation_and_both_tests():
+    work = cost.Workload.of_run("fashion_mnist", epochs=10, val_fraction=0.1)
+    assert work.train_images == 54000 * 10 and work.eval_images == 6000 * 10 + 2 * 10000
+    assert cost.Workload.of_run("fashion_mnist", 10, 0.1, ema=True).eval_images == 6000 * 20 + 2 * 10000
+    assert cost.estimate_seconds(work, 100.0) == pytest.approx(5400 + 80000 / 300)
