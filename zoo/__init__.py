@@ -3,11 +3,11 @@
     import zoo
     model = zoo.create_model("resnet18", num_classes=10, in_chans=1, img_size=32)
 """
-from zoo.registry import (ModelConfigError, ModelInfo, create_model, get_model_info, list_models,
-                          register_model, resolve_name)
+from zoo.model_info import ModelConfigError, ModelInfo
+from zoo.registry import create_model, get_model_info, list_models, register_model, resolve_name
 
-# Importing a family module registers its models.
-from zoo import (alexnet, cct, darknet, densenet, efficientnet, gmlp, googlenet, inception,  # noqa: E402,F401
+# Importing a family module registers its models; importing external registers the tv: and timm: names.
+from zoo import (alexnet, cct, darknet, densenet, efficientnet, external, gmlp, googlenet, inception,  # noqa: E402,F401
                  lenet, mlp_mixer, mobilenet, nfnet, nin, resmlp, resnet, sdpnet, shufflenet, squeezenet, vgg, vit,
                  xception)
 

@@ -32,7 +32,8 @@ from einops import rearrange
 
 from zoo.layers import (CCTBlock, ClassifierHead, ConvNormAct, ImageClassifier, init_cct_weights,
                         linear_drop_path_rates, resample_pos_embed, sincos_1d)
-from zoo.registry import ModelConfigError, register_model
+from zoo.model_info import ModelConfigError
+from zoo.registry import register_model
 
 PAPER = "Escaping the Big Data Paradigm with Compact Transformers"
 

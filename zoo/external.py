@@ -13,7 +13,8 @@ import functools
 
 import torch.nn as nn
 
-from zoo.registry import ModelConfigError, ModelInfo
+from zoo.model_info import ModelConfigError, ModelInfo
+from zoo.registry import register_namespace
 
 PREFIXES = {"tv": "torchvision", "timm": "timm"}
 # torchvision models whose training-mode output is a named tuple of auxiliary logits unless turned off.
@@ -21,8 +22,10 @@ _TV_AUX = {"googlenet", "inception_v3"}
 _SIZES = {"inception_v3": (299, 75)}
 
 
-def is_external(name: str) -> bool:
-    return name.partition(":")[0] in PREFIXES and ":" in name
+def lookup(name: str) -> ModelInfo | None:
+    """The ModelInfo of a ``tv:`` or ``timm:`` name; None for a name without one of these prefixes."""
+    prefix, colon, _ = name.partition(":")
+    return info(name) if colon and prefix in PREFIXES else None
 
 
 def _known_names(library: str) -> list[str]:
@@ -100,3 +103,6 @@ def _adapt_first_conv(net: nn.Module, in_chans: int, name: str) -> None:
                 return
     raise ModelConfigError(f"{name} has no 3-channel input convolution to adapt to {in_chans} channels: "
                            f"use 3-channel input")
+
+
+register_namespace(lookup)

@@ -18,15 +18,18 @@ Deviations: none known in the architecture.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 from einops import rearrange
 
-from zoo.layers import (ClassifierHead, DropPath, ImageClassifier, PatchEmbed, check_fixed_input_size,
-                        linear_drop_path_rates)
+from zoo.layers import DropPath, PatchMlpClassifier, linear_drop_path_rates
 from zoo.registry import register_model
 
 PAPER = "Pay Attention to MLPs"
+
+LayerNorm = functools.partial(nn.LayerNorm, eps=1e-6)
 
 
 class SpatialGatingUnit(nn.Module):
@@ -49,7 +52,7 @@ class SpatialGatingUnit(nn.Module):
 class GmlpBlock(nn.Module):
     def __init__(self, num_patches: int, dim: int, ffn_dim: int, drop_path: float = 0.0):
         super().__init__()
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = LayerNorm(dim)
         self.proj_in = nn.Linear(dim, ffn_dim)
         self.act = nn.GELU()
         self.sgu = SpatialGatingUnit(ffn_dim, num_patches)
@@ -60,30 +63,20 @@ class GmlpBlock(nn.Module):
         return x + self.drop_path(self.proj_out(self.sgu(self.act(self.proj_in(self.norm(x))))))
 
 
-class Gmlp(ImageClassifier):
+class Gmlp(PatchMlpClassifier):
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 1000,
                  dim: int = 256, depth: int = 30, ffn_dim: int = 1536, drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.0, model_name: str = "gmlp"):
-        super().__init__()
+                 drop_path_rate: float = 0.0):
         if ffn_dim % 2:
             raise ValueError(f"gMLP splits the hidden channels in two, so ffn_dim must be even, got {ffn_dim}")
-        self.img_size = img_size
-        self.model_name = model_name
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, dim)
-        self.blocks = nn.Sequential(*[
-            GmlpBlock(self.patch_embed.num_patches, dim, ffn_dim, drop_path=rate)
-            for rate in linear_drop_path_rates(drop_path_rate, depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.head = ClassifierHead(dim, num_classes, pool="mean", drop=drop_rate)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_fixed_input_size(x, self.img_size, self.model_name)
-        return self.norm(self.blocks(self.patch_embed(x)))
+        block = functools.partial(GmlpBlock, dim=dim, ffn_dim=ffn_dim)
+        super().__init__(img_size, patch_size, in_chans, num_classes, dim, block,
+                         linear_drop_path_rates(drop_path_rate, depth), norm_layer=LayerNorm, drop_rate=drop_rate)
 
 
-def _gmlp(name: str, config: dict, overrides: dict) -> Gmlp:
+def _gmlp(config: dict, overrides: dict) -> Gmlp:
     """``overrides`` (num_classes, in_chans, img_size and any architecture option) win over ``config``."""
-    return Gmlp(model_name=name, **{**config, **overrides})
+    return Gmlp(**{**config, **overrides})
 
 
 _META = dict(family="gmlp", paper=PAPER, year=2021, native_size=224, min_size=16)
@@ -91,9 +84,9 @@ _META = dict(family="gmlp", paper=PAPER, year=2021, native_size=224, min_size=16
 
 @register_model(**_META, paper_params=5_867_328, paper_top1=72.3)
 def gmlp_ti16_224(**kwargs):
-    return _gmlp("gmlp_ti16_224", dict(patch_size=16, dim=128, depth=30, ffn_dim=768), kwargs)
+    return _gmlp(dict(patch_size=16, dim=128, depth=30, ffn_dim=768), kwargs)
 
 
 @register_model(**_META, aliases=("gmlp",), paper_params=19_422_656, paper_top1=79.6)
 def gmlp_s16_224(**kwargs):
-    return _gmlp("gmlp_s16_224", dict(patch_size=16, dim=256, depth=30, ffn_dim=1536), kwargs)
+    return _gmlp(dict(patch_size=16, dim=256, depth=30, ffn_dim=1536), kwargs)

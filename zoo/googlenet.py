@@ -21,12 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers import ClassifierHead, ImageClassifier, aux_avg_pool
+from zoo.layers import ClassifierHead, ImageClassifier, aux_avg_pool, conv_relu
 from zoo.registry import register_model
-
-
-def _conv(in_chs: int, out_chs: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_chs, out_chs, kernel, stride, padding=kernel // 2), nn.ReLU(inplace=True))
 
 
 def _max_pool() -> nn.MaxPool2d:
@@ -43,10 +39,10 @@ class Inception(nn.Module):
     def __init__(self, in_chs: int, ch1x1: int, ch3x3_reduce: int, ch3x3: int, ch5x5_reduce: int, ch5x5: int,
                  pool_proj: int):
         super().__init__()
-        self.branch1x1 = _conv(in_chs, ch1x1, 1)
-        self.branch3x3 = nn.Sequential(_conv(in_chs, ch3x3_reduce, 1), _conv(ch3x3_reduce, ch3x3, 3))
-        self.branch5x5 = nn.Sequential(_conv(in_chs, ch5x5_reduce, 1), _conv(ch5x5_reduce, ch5x5, 5))
-        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, 1, padding=1), _conv(in_chs, pool_proj, 1))
+        self.branch1x1 = conv_relu(in_chs, ch1x1, 1)
+        self.branch3x3 = nn.Sequential(conv_relu(in_chs, ch3x3_reduce, 1), conv_relu(ch3x3_reduce, ch3x3, 3))
+        self.branch5x5 = nn.Sequential(conv_relu(in_chs, ch5x5_reduce, 1), conv_relu(ch5x5_reduce, ch5x5, 5))
+        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, 1, padding=1), conv_relu(in_chs, pool_proj, 1))
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,7 +54,7 @@ class AuxClassifier(nn.Module):
 
     def __init__(self, in_chs: int, num_classes: int):
         super().__init__()
-        self.conv = _conv(in_chs, 128, 1)
+        self.conv = conv_relu(in_chs, 128, 1)
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(128 * 4 * 4, 1024), nn.ReLU(inplace=True), nn.Dropout(0.7),
                                 nn.Linear(1024, num_classes))
 
@@ -81,8 +77,8 @@ class GoogLeNet(ImageClassifier):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, drop_rate: float = 0.4):
         super().__init__()
         self.stem = nn.Sequential(
-            _conv(in_chans, 64, 7, stride=2), _max_pool(), _lrn(),
-            _conv(64, 64, 1), _conv(64, 192, 3), _lrn(), _max_pool())
+            conv_relu(in_chans, 64, 7, stride=2), _max_pool(), _lrn(),
+            conv_relu(64, 64, 1), conv_relu(64, 192, 3), _lrn(), _max_pool())
         self.inceptions = nn.ModuleDict()
         self.aux_heads = nn.ModuleDict()
         in_chs = 192

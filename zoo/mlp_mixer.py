@@ -24,8 +24,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
-from zoo.layers import (ClassifierHead, DropPath, ImageClassifier, Mlp, PatchEmbed, check_fixed_input_size,
-                        linear_drop_path_rates)
+from zoo.layers import DropPath, Mlp, PatchMlpClassifier, linear_drop_path_rates
 from zoo.registry import register_model
 
 PAPER = "MLP-Mixer: An all-MLP Architecture for Vision"
@@ -52,20 +51,14 @@ class MixerBlock(nn.Module):
         return x + self.drop_path(self.channel_mlp(self.norm2(x)))
 
 
-class MlpMixer(ImageClassifier):
+class MlpMixer(PatchMlpClassifier):
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 1000,
                  dim: int = 768, depth: int = 12, tokens_hidden: int = 384, channels_hidden: int = 3072,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, model_name: str = "mlp_mixer"):
-        super().__init__()
-        self.img_size = img_size
-        self.model_name = model_name
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, dim)
-        self.blocks = nn.Sequential(*[
-            MixerBlock(self.patch_embed.num_patches, dim, tokens_hidden, channels_hidden, drop=drop_rate,
-                       drop_path=rate)
-            for rate in linear_drop_path_rates(drop_path_rate, depth)])
-        self.norm = LayerNorm(dim)
-        self.head = ClassifierHead(dim, num_classes, pool="mean", drop=drop_rate)
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0):
+        block = functools.partial(MixerBlock, dim=dim, tokens_hidden=tokens_hidden,
+                                  channels_hidden=channels_hidden, drop=drop_rate)
+        super().__init__(img_size, patch_size, in_chans, num_classes, dim, block,
+                         linear_drop_path_rates(drop_path_rate, depth), norm_layer=LayerNorm, drop_rate=drop_rate)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -77,14 +70,10 @@ class MlpMixer(ImageClassifier):
             nn.init.zeros_(self.head.fc.weight)
             nn.init.zeros_(self.head.fc.bias)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_fixed_input_size(x, self.img_size, self.model_name)
-        return self.norm(self.blocks(self.patch_embed(x)))
 
-
-def _mixer(name: str, config: dict, overrides: dict) -> MlpMixer:
+def _mixer(config: dict, overrides: dict) -> MlpMixer:
     """``overrides`` (num_classes, in_chans, img_size and any architecture option) win over ``config``."""
-    return MlpMixer(model_name=name, **{**config, **overrides})
+    return MlpMixer(**{**config, **overrides})
 
 
 _META = dict(family="mlp_mixer", paper=PAPER, year=2021, native_size=224)
@@ -94,19 +83,19 @@ _BASE = dict(dim=768, depth=12, tokens_hidden=384, channels_hidden=3072)
 
 @register_model(**_META, min_size=16, paper_params=18_528_264)
 def mixer_s16_224(**kwargs):
-    return _mixer("mixer_s16_224", dict(patch_size=16, **_SMALL), kwargs)
+    return _mixer(dict(patch_size=16, **_SMALL), kwargs)
 
 
 @register_model(**_META, min_size=32)
 def mixer_s32_224(**kwargs):
-    return _mixer("mixer_s32_224", dict(patch_size=32, **_SMALL), kwargs)
+    return _mixer(dict(patch_size=32, **_SMALL), kwargs)
 
 
 @register_model(**_META, min_size=16, aliases=("mlpmixer",), paper_params=59_880_472, paper_top1=76.44)
 def mixer_b16_224(**kwargs):
-    return _mixer("mixer_b16_224", dict(patch_size=16, **_BASE), kwargs)
+    return _mixer(dict(patch_size=16, **_BASE), kwargs)
 
 
 @register_model(**_META, min_size=32)
 def mixer_b32_224(**kwargs):
-    return _mixer("mixer_b32_224", dict(patch_size=32, **_BASE), kwargs)
+    return _mixer(dict(patch_size=32, **_BASE), kwargs)

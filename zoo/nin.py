@@ -19,22 +19,22 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers import ConvPoolHead, ImageClassifier
+from zoo.layers import ConvPoolHead, ImageClassifier, conv_relu
 from zoo.registry import register_model
 
 PAPER = "Network In Network"
 
 
-def _conv_relu(in_chs: int, out_chs: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    padding = 0 if stride > 1 else kernel // 2  # the strided ImageNet stem conv is unpadded
-    return nn.Sequential(nn.Conv2d(in_chs, out_chs, kernel, stride, padding), nn.ReLU(inplace=True))
+def _first_conv(in_chs: int, out_chs: int, kernel: int, stride: int) -> nn.Module:
+    """A block's k×k conv: 'same' padding, except the strided ImageNet stem conv, which is unpadded."""
+    return conv_relu(in_chs, out_chs, kernel, stride, padding=0 if stride > 1 else None)
 
 
 def mlpconv(in_chs: int, widths: tuple[int, int, int], kernel: int, stride: int = 1) -> nn.Sequential:
     """k×k conv → 1×1 conv → 1×1 conv, each with ReLU."""
-    return nn.Sequential(_conv_relu(in_chs, widths[0], kernel, stride),
-                         _conv_relu(widths[0], widths[1], 1),
-                         _conv_relu(widths[1], widths[2], 1))
+    return nn.Sequential(_first_conv(in_chs, widths[0], kernel, stride),
+                         conv_relu(widths[0], widths[1], 1),
+                         conv_relu(widths[1], widths[2], 1))
 
 
 class NiN(ImageClassifier):
@@ -50,8 +50,8 @@ class NiN(ImageClassifier):
             layers += [mlpconv(in_chs, widths, kernel, stride), nn.MaxPool2d(3, 2, ceil_mode=True),
                        nn.Dropout(drop_rate)]
             in_chs = widths[-1]
-        layers += [_conv_relu(in_chs, last_widths[0], last_kernel, last_stride),
-                   _conv_relu(last_widths[0], last_widths[1], 1)]
+        layers += [_first_conv(in_chs, last_widths[0], last_kernel, last_stride),
+                   conv_relu(last_widths[0], last_widths[1], 1)]
         self.features = nn.Sequential(*layers)
         self.head = ConvPoolHead(last_widths[1], num_classes)
 

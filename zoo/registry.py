@@ -8,34 +8,23 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch.nn as nn
 
-
-class ModelConfigError(ValueError):
-    """A model was asked for that cannot be built: unknown name, or arguments it cannot take."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    builder: Callable[..., nn.Module] = field(repr=False)
-    family: str
-    paper: str
-    year: int
-    native_size: int
-    min_size: int
-    aliases: tuple[str, ...] = ()
-    paper_params: int | None = None
-    paper_top1: float | None = None
-    aux_loss_weights: tuple[float, ...] = ()
-    default_overrides: dict = field(default_factory=dict)
-
+from zoo.model_info import ModelConfigError, ModelInfo
 
 _MODELS: dict[str, ModelInfo] = {}
 _ALIASES: dict[str, str] = {}
+# Other sources of models (zoo.external: torchvision and timm names). Each takes a name and returns its
+# ModelInfo, None when the name is not its own, or raises ModelConfigError for a name it owns but lacks.
+_NAMESPACES: list[Callable[[str], ModelInfo | None]] = []
+
+
+def register_namespace(lookup: Callable[[str], ModelInfo | None]) -> None:
+    """Let ``lookup`` answer for the names the zoo's own models do not have."""
+    if lookup not in _NAMESPACES:
+        _NAMESPACES.append(lookup)
 
 
 def register_model(*, family: str, paper: str, year: int, native_size: int, min_size: int,
@@ -64,28 +53,21 @@ def register_model(*, family: str, paper: str, year: int, native_size: int, min_
 
 def resolve_name(name: str) -> str:
     """The canonical name for a model name or a seed alias; an error with suggestions otherwise."""
-    if name in _MODELS:
-        return name
-    if name in _ALIASES:
-        return _ALIASES[name]
-    if ":" in name:
-        from zoo import external  # torchvision / timm names; their libraries load only here
+    return get_model_info(name).name
 
-        if external.is_external(name):
-            return external.resolve(name)
+
+def get_model_info(name: str) -> ModelInfo:
+    canonical = _ALIASES.get(name, name)
+    if canonical in _MODELS:
+        return _MODELS[canonical]
+    for lookup in _NAMESPACES:
+        info = lookup(name)
+        if info is not None:
+            return info
     candidates = sorted(set(_MODELS) | set(_ALIASES))
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "run `python main.py --list-models` to see them all"
     raise ModelConfigError(f"unknown model {name!r}: {hint}")
-
-
-def get_model_info(name: str) -> ModelInfo:
-    canonical = resolve_name(name)
-    if canonical not in _MODELS:
-        from zoo import external
-
-        return external.info(canonical)
-    return _MODELS[canonical]
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -18,12 +18,13 @@ Deviations: none known in the architecture; weights use trunc-normal(0.02) init 
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 from einops import rearrange
 
-from zoo.layers import (ClassifierHead, DropPath, ImageClassifier, LayerScale, Mlp, PatchEmbed,
-                        check_fixed_input_size)
+from zoo.layers import DropPath, LayerScale, Mlp, PatchMlpClassifier
 from zoo.registry import register_model
 
 PAPER = "ResMLP: Feedforward networks for image classification with data-efficient training"
@@ -61,20 +62,14 @@ class ResMlpBlock(nn.Module):
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
-class ResMlp(ImageClassifier):
+class ResMlp(PatchMlpClassifier):
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 1000,
                  dim: int = 384, depth: int = 12, mlp_ratio: float = 4.0, layer_scale_init: float = 0.1,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, model_name: str = "resmlp"):
-        super().__init__()
-        self.img_size = img_size
-        self.model_name = model_name
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, dim)
-        self.blocks = nn.Sequential(*[
-            ResMlpBlock(self.patch_embed.num_patches, dim, mlp_ratio, layer_scale_init, drop=drop_rate,
-                        drop_path=drop_path_rate)
-            for _ in range(depth)])
-        self.norm = Affine(dim)
-        self.head = ClassifierHead(dim, num_classes, pool="mean", drop=drop_rate)
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0):
+        block = functools.partial(ResMlpBlock, dim=dim, mlp_ratio=mlp_ratio, layer_scale_init=layer_scale_init,
+                                  drop=drop_rate)
+        super().__init__(img_size, patch_size, in_chans, num_classes, dim, block, [drop_path_rate] * depth,
+                         norm_layer=Affine, drop_rate=drop_rate)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -83,14 +78,10 @@ class ResMlp(ImageClassifier):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        check_fixed_input_size(x, self.img_size, self.model_name)
-        return self.norm(self.blocks(self.patch_embed(x)))
 
-
-def _resmlp(name: str, config: dict, overrides: dict) -> ResMlp:
+def _resmlp(config: dict, overrides: dict) -> ResMlp:
     """``overrides`` (num_classes, in_chans, img_size and any architecture option) win over ``config``."""
-    return ResMlp(model_name=name, **{**config, **overrides})
+    return ResMlp(**{**config, **overrides})
 
 
 _META = dict(family="resmlp", paper=PAPER, year=2021, native_size=224, min_size=16)
@@ -98,9 +89,9 @@ _META = dict(family="resmlp", paper=PAPER, year=2021, native_size=224, min_size=
 
 @register_model(**_META, aliases=("resmlp",), paper_params=15_350_872, paper_top1=76.6)
 def resmlp_12(**kwargs):
-    return _resmlp("resmlp_12", dict(patch_size=16, dim=384, depth=12, layer_scale_init=0.1), kwargs)
+    return _resmlp(dict(patch_size=16, dim=384, depth=12, layer_scale_init=0.1), kwargs)
 
 
 @register_model(**_META)
 def resmlp_24(**kwargs):
-    return _resmlp("resmlp_24", dict(patch_size=16, dim=384, depth=24, layer_scale_init=1e-5), kwargs)
+    return _resmlp(dict(patch_size=16, dim=384, depth=24, layer_scale_init=1e-5), kwargs)

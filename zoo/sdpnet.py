@@ -74,7 +74,8 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 
 from zoo.layers import ClassifierHead, ImageClassifier, PatchEmbed, TransformerBlock, get_act_layer
-from zoo.registry import ModelConfigError, register_model
+from zoo.model_info import ModelConfigError
+from zoo.registry import register_model
 
 PAPER = "SdP-Net (SlapDash Net): conv mixers + transformer encoders with register tokens (GitHub README)"
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, make_divisible
+from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, he_init_conv_bn, make_divisible
 from zoo.registry import register_model
 
 V1_PAPER = "ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices"
@@ -55,15 +55,6 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
         raise ValueError(f"channel shuffle needs channels ({channels}) divisible by groups ({groups})")
     x = x.view(batch, groups, channels // groups, height, width).transpose(1, 2)
     return x.reshape(batch, channels, height, width)
-
-
-def _he_init(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 class ShuffleV1Unit(nn.Module):
@@ -109,7 +100,7 @@ class ShuffleNetV1(ImageClassifier):
             stages.append(nn.Sequential(*units))
         self.stages = nn.Sequential(*stages)
         self.head = ClassifierHead(in_chs, num_classes, pool="avg", drop=drop_rate)
-        _he_init(self)
+        he_init_conv_bn(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
@@ -156,7 +147,7 @@ class ShuffleNetV2(ImageClassifier):
         self.stages = nn.Sequential(*stages)
         self.conv5 = ConvNormAct(in_chs, conv5_chs, 1)
         self.head = ClassifierHead(conv5_chs, num_classes, pool="avg", drop=drop_rate)
-        _he_init(self)
+        he_init_conv_bn(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv5(self.stages(self.stem(x)))

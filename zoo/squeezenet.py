@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier
+from zoo.layers import ClassifierHead, ImageClassifier, conv_relu
 from zoo.registry import register_model
 
 PAPER = "SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size"
@@ -30,16 +30,12 @@ FIRES = ((16, 64, 64), (16, 64, 64), (32, 128, 128), (32, 128, 128),
          (48, 192, 192), (48, 192, 192), (64, 256, 256), (64, 256, 256))
 
 
-def _conv_relu(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, padding: int | None = None):
-    return ConvNormAct(in_chs, out_chs, kernel_size, stride, padding=padding, norm_layer=None)
-
-
 class Fire(nn.Module):
     def __init__(self, in_chs: int, squeeze: int, expand1x1: int, expand3x3: int):
         super().__init__()
-        self.squeeze = _conv_relu(in_chs, squeeze, 1)
-        self.expand1x1 = _conv_relu(squeeze, expand1x1, 1)
-        self.expand3x3 = _conv_relu(squeeze, expand3x3, 3)
+        self.squeeze = conv_relu(in_chs, squeeze, 1)
+        self.expand1x1 = conv_relu(squeeze, expand1x1, 1)
+        self.expand3x3 = conv_relu(squeeze, expand3x3, 3)
         self.out_channels = expand1x1 + expand3x3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +74,7 @@ class SqueezeNet(ImageClassifier):
         if version not in self.STEMS:
             raise ValueError(f"SqueezeNet version must be one of {sorted(self.STEMS)}, got {version!r}")
         stem_chs, stem_kernel = self.STEMS[version]
-        layers = [_conv_relu(in_chans, stem_chs, stem_kernel, stride=2, padding=0), _max_pool()]
+        layers = [conv_relu(in_chans, stem_chs, stem_kernel, stride=2, padding=0), _max_pool()]
         in_chs = stem_chs
         for fire_index, widths in enumerate(FIRES, start=2):
             fire = Fire(in_chs, *widths)

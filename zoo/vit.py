@@ -46,7 +46,8 @@ from einops import rearrange, repeat
 
 from zoo.layers import (CCTBlock, ClassifierHead, ConvNormAct, ImageClassifier, PatchEmbed, TransformerBlock,
                         init_cct_weights, linear_drop_path_rates, resample_pos_embed, sincos_1d)
-from zoo.registry import ModelConfigError, register_model
+from zoo.model_info import ModelConfigError
+from zoo.registry import register_model
 
 PAPER = "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale"
 PAPER_VIT_C = "Early Convolutions Help Transformers See Better"

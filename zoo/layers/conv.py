@@ -32,6 +32,12 @@ class ConvNormAct(nn.Sequential):
         self.out_channels = out_chs
 
 
+def conv_relu(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1,
+              padding: int | None = None) -> ConvNormAct:
+    """conv (with bias) → ReLU and no norm: the unit of the nets from before BatchNorm."""
+    return ConvNormAct(in_chs, out_chs, kernel_size, stride, padding=padding, norm_layer=None)
+
+
 def _make_act(act_layer: Callable[..., nn.Module]) -> nn.Module:
     # In-place activations save memory in the CNNs; layers that do not take the flag are built plainly.
     try:

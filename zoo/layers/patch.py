@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from zoo.registry import ModelConfigError
+from zoo.model_info import ModelConfigError
 
 
 def check_patch_grid(img_size: int, patch_size: int) -> int:
@@ -60,15 +60,6 @@ def sincos_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -
     omega = temperature ** (-torch.arange(dim // 2, dtype=torch.float32, device=positions.device) / (dim // 2))
     angles = positions.float().unsqueeze(-1) * omega
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
-
-
-def sincos_2d(grid_h: int, grid_w: int, dim: int) -> torch.Tensor:
-    """Fixed 2-D sinusoidal table (1, H·W, dim): half the channels encode rows, half columns."""
-    if dim % 4:
-        raise ValueError(f"2-D sinusoidal embedding needs a width divisible by 4, got {dim}")
-    ys, xs = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
-    table = torch.cat([sincos_1d(ys.flatten(), dim // 2), sincos_1d(xs.flatten(), dim // 2)], dim=-1)
-    return table.unsqueeze(0)
 
 
 def check_fixed_input_size(x: torch.Tensor, img_size: int, model_name: str) -> None:
