@@ -16,7 +16,6 @@ Defaults are the GPU settings (batch 256, bf16, channels_last, 224 px); on a CPU
 """
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import tempfile

@@ -1,7 +1,6 @@
 """Benchmarks: GMACs that count attention, throughput CSV, resumable sweeps, the README table and plots."""
 import csv
 import json
-import os
 import statistics
 import sys
 import types

@@ -6,7 +6,7 @@ import torch
 
 import zoo
 from benchmarks.complexity import flop_counter_macs
-from zoo.cct import CompactTransformer, sine_table
+from zoo.cct import CompactTransformer
 from zoo.layers import CCTBlock, TransformerBlock, resample_pos_embed, sincos_1d
 from zoo.vit import _VIT_C, ConvStem
 
