@@ -1,13 +1,13 @@
 """Checkpoints that resume a run exactly, written atomically and loaded without unpickling code.
 
-A checkpoint holds only tensors and plain Python data (so ``torch.load(weights_only=True)`` reads it):
-model, optimizer, scheduler and grad-scaler states, the epoch and step, every RNG state, the metric
-history, the best epoch so far, the run id and the resolved config.
+A checkpoint holds only tensors and plain Python data (so ``torch.load(weights_only=True)`` reads it);
+``LastCheckpoint`` and ``BestCheckpoint`` below say which fields last.pt and best.pt hold.
 
 Every epoch writes last.pt, then best.pt when the epoch improved, so best.pt is never ahead of last.pt: on
 resume the best weights are last.pt's own when its best epoch is its last epoch (and a best.pt that a kill
-left unwritten is written then), else best.pt's (which that epoch wrote). One live run at a time may use a checkpoint folder (an flock on its ``.lock``, released
-by the kernel however the process ends).
+left unwritten is written then), else best.pt's (which that epoch wrote). One live run at a time may use a
+checkpoint folder: ``FolderLock`` holds an flock on its ``.lock`` for the run, released when the run ends
+however it ends (by the kernel, if the process is killed).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import io
 import os
 import pickle
 import random
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,57 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(path: Path, payload: dict[str, Any]) -> None:
+# ---------------------------------------------------------------- what last.pt and best.pt hold
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+@dataclass
+class LastCheckpoint:
+    """last.pt: everything that continues the run exactly where its last epoch ended."""
+    model: dict
+    optimizer: dict
+    scheduler: dict
+    scaler: dict
+    state: dict          # harness.train.TrainState as a dict: epoch, step, history, best epoch, elapsed time
+    rng: dict            # capture_rng()
+    config: dict         # the resolved Config
+    run_id: str
+    ema: dict | None = None   # only when the recipe keeps an EMA
+
+    @property
+    def selected_weights(self) -> dict[str, torch.Tensor]:
+        """The weights that competed for the best epoch: the EMA's when the run selected by EMA."""
+        return self.ema["module"] if self.ema is not None and self.config.get("ema_select") else self.model
+
+
+@dataclass
+class BestCheckpoint:
+    """best.pt: the weights of the best validation epoch so far."""
+    model: dict
+    epoch: int
+    config: dict
+    run_id: str
+
+
+def _payload(ckpt: LastCheckpoint | BestCheckpoint) -> dict[str, Any]:
+    values = {f.name: getattr(ckpt, f.name) for f in fields(ckpt)}
+    return {"format_version": FORMAT_VERSION, **{k: v for k, v in values.items() if v is not None}}
+
+
+def _from_payload(kind: type, payload: dict[str, Any], path: Path):
+    names = {f.name for f in fields(kind)}
+    required = {f.name for f in fields(kind) if f.default is MISSING}
+    missing = sorted(required - set(payload))
+    if missing:
+        raise UsageError(f"{path} is not a {kind.__name__} of this project (it lacks {', '.join(missing)}): "
+                         f"resume from a {LAST if kind is LastCheckpoint else BEST} written by this project")
+    return kind(**{k: v for k, v in payload.items() if k in names})
+
+
+def save(path: Path, ckpt: LastCheckpoint | BestCheckpoint) -> None:
     buffer = io.BytesIO()
-    torch.save({"format_version": FORMAT_VERSION, **payload}, buffer)
+    torch.save(_payload(ckpt), buffer)
     write_bytes(path, buffer.getvalue())
 
 
@@ -84,8 +133,19 @@ def load(path: Path) -> dict[str, Any]:
     return payload
 
 
-def check_compatible(payload: dict[str, Any], cfg: Config, path: Path) -> None:
-    saved = payload["config"]
+def load_last(path: Path) -> LastCheckpoint:
+    return _from_payload(LastCheckpoint, load(path), path)
+
+
+def load_best(path: Path) -> BestCheckpoint:
+    return _from_payload(BestCheckpoint, load(path), path)
+
+
+# ---------------------------------------------------------------- resuming
+
+
+def check_compatible(last: LastCheckpoint, cfg: Config, path: Path) -> None:
+    saved = last.config
     if saved["model"] != cfg.model:
         raise UsageError(f"checkpoint {path} is of model {saved['model']}, not {cfg.model}: "
                          f"pass --model={saved['model']} or another checkpoint")
@@ -97,74 +157,65 @@ def check_compatible(payload: dict[str, Any], cfg: Config, path: Path) -> None:
                          f"resume with the same settings or start a new run")
 
 
-def resolve_resume(cfg: Config) -> Path | None:
-    """``--resume=auto`` finds this model/dataset/seed's last checkpoint; a path names one."""
+def resolve_resume(cfg: Config, folder: Path) -> Path | None:
+    """``--resume=auto`` finds the last checkpoint in this run's checkpoint folder; a path names one."""
     if not cfg.resume:
         return None
     if cfg.resume == "auto":
-        path = checkpoint_folder(cfg) / "last.pt"
+        path = folder / LAST
         if not path.is_file():
-            raise UsageError(f"--resume=auto found nothing to resume in {path.parent}: "
+            raise UsageError(f"--resume=auto found nothing to resume in {folder}: "
                              f"train with --checkpoint=True first, or drop --resume")
         return path
     return Path(cfg.resume)
 
 
-def selected_weights(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights of last.pt that competed for the best epoch: the EMA's when the run selected by EMA."""
-    return payload["ema"]["module"] if "ema" in payload and payload["config"].get("ema_select") else payload["model"]
-
-
-def best_weights_on_resume(payload: dict[str, Any], folder: Path) -> dict[str, torch.Tensor] | None:
+def best_weights_on_resume(last: LastCheckpoint, folder: Path) -> dict[str, torch.Tensor] | None:
     """The weights of the best epoch so far of a resumed run (None before its first epoch)."""
-    state = payload["state"]
-    if state["epoch"] == 0:
+    epoch, best_epoch = last.state["epoch"], last.state["best_epoch"]
+    if epoch == 0:
         return None
-    if state["best_epoch"] == state["epoch"]:
-        return selected_weights(payload)
-    path = folder / "best.pt"
-    best = load(path) if path.is_file() else None
-    if best is None or best.get("epoch") != state["best_epoch"]:
-        raise UsageError(f"{path} does not hold epoch {state['best_epoch']}, the best epoch recorded in "
-                         f"{folder / 'last.pt'}: restore it, or start a new run without --resume")
-    return best["model"]
+    if best_epoch == epoch:
+        return last.selected_weights
+    path = folder / BEST
+    best = load_best(path) if path.is_file() else None
+    if best is None or best.epoch != best_epoch:
+        raise UsageError(f"{path} does not hold epoch {best_epoch}, the best epoch recorded in "
+                         f"{folder / LAST}: restore it, or start a new run without --resume")
+    return best.model
 
 
-def save_best(folder: Path, weights: dict[str, torch.Tensor], epoch: int, config: dict, run_id: str) -> None:
-    save(folder / "best.pt", {"model": weights, "epoch": epoch, "config": config, "run_id": run_id})
+def owed_best(last: LastCheckpoint, folder: Path) -> BestCheckpoint | None:
+    """The best.pt that a run killed between writing last.pt and best.pt for an improved epoch still owes."""
+    epoch, path = last.state["epoch"], folder / BEST
+    if epoch == 0 or last.state["best_epoch"] != epoch:
+        return None
+    if path.is_file() and load_best(path).epoch == epoch:
+        return None
+    return BestCheckpoint(last.selected_weights, epoch, last.config, last.run_id)
 
 
-def write_owed_best(payload: dict[str, Any], folder: Path) -> None:
-    """A run killed between writing last.pt and best.pt for an improved epoch: write that best.pt now."""
-    state, path = payload["state"], folder / "best.pt"
-    if state["epoch"] == 0 or state["best_epoch"] != state["epoch"]:
-        return
-    if path.is_file() and load(path).get("epoch") == state["epoch"]:
-        return
-    save_best(folder, selected_weights(payload), state["epoch"], payload["config"], payload["run_id"])
+class FolderLock:
+    """``with FolderLock(folder):`` makes this process the only live run writing checkpoints to ``folder``
+    (then clears killed writes); released when the block ends, however it ends."""
 
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.fd: int | None = None
 
-_held_locks: dict[Path, int] = {}
+    def __enter__(self) -> "FolderLock":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(f"another run is writing checkpoints to {self.folder} right now: wait for it to end, "
+                             f"or give this run another --seed or --checkpoint-dir") from None
+        self.fd = fd
+        remove_stale_temporaries(self.folder)
+        return self
 
-
-def claim_folder(folder: Path) -> None:
-    """Make this process the only live run writing checkpoints to ``folder``, then clear killed writes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    key = folder.resolve()
-    if key in _held_locks:  # this process already holds it (an earlier run() in the same process)
-        return
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UsageError(f"another run is writing checkpoints to {folder} right now: wait for it to end, "
-                         f"or give this run another --seed or --checkpoint-dir") from None
-    _held_locks[key] = fd
-    remove_stale_temporaries(folder)
-
-
-def release_folder(folder: Path) -> None:
-    fd = _held_locks.pop(folder.resolve(), None)
-    if fd is not None:
-        os.close(fd)
+    def __exit__(self, *exc_info) -> None:
+        os.close(self.fd)  # closing the descriptor releases the flock
+        self.fd = None

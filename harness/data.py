@@ -276,13 +276,12 @@ class BatchStream:
     """
 
     def __init__(self, split: Split, batch_size: int, img_size: int, mean_std, train: bool, seed: int = 0,
-                 crop_padding: int = 0, hflip: bool = False, rank: int = 0, world_size: int = 1,
-                 channels_last: bool = False, augment=None):
+                 crop_padding: int = 0, hflip: bool = False, rank: int = 0, world_size: int = 1, augment=None):
         self.split, self.batch_size, self.img_size, self.train = split, batch_size, img_size, train
         self.seed, self.crop_padding, self.hflip = seed, crop_padding, hflip
         self.augment = augment  # the recipe's uint8 batch operations (harness.augment), training only
         self.rank, self.world_size = rank, world_size
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.contiguous_format  # Streams.use_channels_last switches it
         device = split.images.device
         self.mean = torch.tensor(mean_std[0], device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(mean_std[1], device=device).view(1, -1, 1, 1)
@@ -339,12 +338,17 @@ class Streams:
     sizes: tuple[int, int, int]   # train / val / test sample counts
     synthetic: bool = False
 
+    def use_channels_last(self) -> None:
+        """Batches in NHWC layout, to match a channels_last model."""
+        for stream in (self.train, self.val, self.test):
+            stream.memory_format = torch.channels_last
+
 
 def open_data(cfg: Config, img_size: int, device: torch.device, ranks: Dist = Dist()) -> Streams:
     """Train, validation and test batches for ``cfg.dataset`` on ``device``, sharded over the ranks."""
     mean_std = NORMALISATION[cfg.dataset]
     common = dict(batch_size=cfg.batch_size, img_size=img_size, mean_std=mean_std, rank=ranks.rank,
-                  world_size=ranks.world_size, channels_last=cfg.channels_last)
+                  world_size=ranks.world_size)
     if cfg.dataset == "imagenet":
         from harness.imagenet import FolderStream, scan_folder
         root = _data_dirs(cfg)[0]

@@ -150,7 +150,7 @@ class FolderStream:
 
     def __init__(self, samples, batch_size: int, img_size: int, mean_std, train: bool, device: torch.device,
                  seed: int = 0, workers: int = 4, gpu_decode: bool | None = None, rank: int = 0, world_size: int = 1,
-                 channels_last: bool = False, augment=None):
+                 augment=None):
         self.device, self.train, self.img_size, self.seed = device, train, img_size, seed
         self.augment = augment if train else None  # the recipe's uint8 batch operations (harness.augment)
         self.gpu_decode = device.type == "cuda" if gpu_decode is None else gpu_decode
@@ -161,7 +161,7 @@ class FolderStream:
                                  drop_last=train, collate_fn=_collate_bytes if self.gpu_decode else None)
         self.mean = torch.tensor(mean_std[0], device=device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(mean_std[1], device=device).view(1, -1, 1, 1) * 255
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.contiguous_format  # Streams.use_channels_last switches it
 
     def __len__(self) -> int:
         return len(self.loader)

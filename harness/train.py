@@ -1,17 +1,19 @@
 """The training loop: one for every model.
 
-run(cfg): build data, model, optimizer and schedule → (resume) → for each epoch: train, validate,
-record, checkpoint → test the best-validation and the last weights → summary, plots, exports.
+run(cfg): check the inputs → build the run from its config (data, model, optimizer, schedule) → restore it
+from its last.pt on --resume → open its outputs (checkpoint folder locked, config written) → for each epoch:
+train, validate, record, checkpoint → test the best-validation and the last weights → summary, plots, exports.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-import math
 import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +93,28 @@ def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
+def speed_settings(cfg: Config, device: torch.device, model: nn.Module, optimizer: torch.optim.Optimizer,
+                   data: Streams) -> tuple[torch.dtype | None, bool]:
+    """The run's autocast dtype and whether model and batches use the channels_last layout: decided once,
+    here, after the model and optimizer are built and before training."""
+    return autocast_dtype(cfg, device), cfg.channels_last
+
+
+def autocast(device: torch.device, amp_dtype: torch.dtype | None):
+    """The mixed-precision context of every forward pass (a no-op when amp_dtype is None)."""
+    return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+
+def steps_per_epoch(cfg: Config, train: BatchStream) -> int:
+    return len(train) if cfg.max_steps_per_epoch == 0 else min(len(train), cfg.max_steps_per_epoch)
+
+
+def summed_over_ranks(ranks: Dist, device: torch.device, *values) -> list[float]:
+    """Per-rank totals (tensors or numbers) summed over the ranks of the run, in one all-reduce."""
+    totals = torch.stack([torch.as_tensor(v, dtype=torch.double, device=device) for v in values])
+    return ranks.sum_(totals).tolist()
+
+
 # ---------------------------------------------------------------- steps
 
 
@@ -111,11 +135,10 @@ def classification_loss(output, target: torch.Tensor, aux_weights: tuple[float, 
 def train_step(model, x, y, optimizer, scaler, amp_dtype, cfg: Config, aux_weights, tools: StepTools):
     """One optimizer step: (mixup/cutmix) → loss and gradient → (SAM's second gradient at the perturbed
     weights, BatchNorm statistics untouched) → (AGC, norm clipping) → optimizer; then the EMA."""
-    device = x.device
     inputs, target = tools.mixer(x, y) if tools.mixer else (x, y)
 
     def loss_and_gradient():
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast(x.device, amp_dtype):
             loss, logits = classification_loss(model(inputs), target, aux_weights, cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -137,24 +160,64 @@ def train_step(model, x, y, optimizer, scaler, amp_dtype, cfg: Config, aux_weigh
     return loss, logits
 
 
-def train_one_epoch(model, stream: BatchStream, epoch: int, optimizer, scheduler, scaler, amp_dtype, cfg: Config,
-                    aux_weights: tuple[float, ...], state: TrainState, ranks: Dist = Dist(),
-                    tools: StepTools | None = None) -> dict[str, float]:
-    tools = tools or StepTools(GradientClipping(cfg, model))
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class Session:
+    """Everything one run holds: built by ``build_run`` (and ``restore`` on resume), advanced by ``fit``,
+    closed by ``finish``."""
+    cfg: Config
+    ranks: Dist
+    device: torch.device
+    info: zoo.ModelInfo
+    img_size: int
+    data: Streams
+    steps_per_epoch: int
+    model: nn.Module          # the plain module: checkpoints, evaluation, exports
+    train_model: nn.Module    # what the training step calls: DDP- and/or compile-wrapped model
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    tools: StepTools
+    checkpoints: Path         # this run's checkpoint folder (written only with cfg.checkpoint)
+    record: RunRecord
+    state: TrainState = field(default_factory=TrainState)
+    best_weights: dict | None = None
+    resumed_from: Path | None = None           # the last.pt this session continues
+    owed_best: checkpoint.BestCheckpoint | None = None  # a best.pt that a killed session never wrote
+
+    @property
+    def selected(self) -> nn.Module:
+        """The weights that compete for the best epoch: the EMA's when the recipe says so."""
+        ema = self.tools.ema
+        return ema.module if ema is not None and self.cfg.ema_select else self.model
+
+    @property
+    def writes_checkpoints(self) -> bool:
+        return self.cfg.checkpoint and self.ranks.is_main
+
+    def say(self, message: str) -> None:
+        if self.ranks.is_main:
+            print(message, flush=True)
+
+
+def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
+    model, device, state = s.train_model, s.device, s.state
     model.train()
-    device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen, first_bad_step = 0, torch.full((), -1, device=device, dtype=torch.long)
-    steps = len(stream) if cfg.max_steps_per_epoch == 0 else min(len(stream), cfg.max_steps_per_epoch)
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-               disable=not (sys.stderr.isatty() and ranks.is_main))
+    bar = tqdm(total=s.steps_per_epoch, desc=f"epoch {epoch + 1}/{s.cfg.epochs}", leave=False,
+               disable=not (sys.stderr.isatty() and s.ranks.is_main))
     start = time.perf_counter()
-    for i, (x, y) in enumerate(stream.epoch(epoch)):
-        if i == steps:
+    for i, (x, y) in enumerate(s.data.train.epoch(epoch)):
+        if i == s.steps_per_epoch:
             break
-        loss, logits = train_step(model, x, y, optimizer, scaler, amp_dtype, cfg, aux_weights, tools)
-        scheduler.step()
+        loss, logits = train_step(model, x, y, s.optimizer, s.scaler, s.amp_dtype, s.cfg, s.info.aux_loss_weights,
+                                  s.tools)
+        s.scheduler.step()
         kill_point("step")
         detached = loss.detach()
         # Divergence is noted on the device (no sync per step) and checked once per epoch.
@@ -172,25 +235,24 @@ def train_one_epoch(model, stream: BatchStream, epoch: int, optimizer, scheduler
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    totals = ranks.sum_(torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), device=device,
-                                                                                     dtype=torch.double)]))
-    loss_sum, correct, seen = totals[0], totals[1], int(totals[2].item())
-    if ranks.max_(first_bad_step).item() >= 0:
+    loss_total, correct_total, seen_total = summed_over_ranks(s.ranks, device, loss_sum, correct, seen)
+    if s.ranks.max_(first_bad_step).item() >= 0:
         raise TrainingDiverged(f"loss became NaN or infinite at step {first_bad_step.item()} (epoch {epoch + 1})")
-    return {"train_loss": loss_sum.item() / max(seen, 1), "train_top1": 100.0 * correct.item() / max(seen, 1),
-            "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": elapsed, "images_per_s": seen / elapsed}
+    seen_total = max(seen_total, 1)
+    return {"train_loss": loss_total / seen_total, "train_top1": 100.0 * correct_total / seen_total,
+            "lr": s.optimizer.param_groups[0]["lr"], "epoch_time_s": elapsed, "images_per_s": seen_total / elapsed}
 
 
 @torch.no_grad()
-def evaluate(model, stream: BatchStream, amp_dtype, num_classes: int, ranks: Dist = Dist()) -> dict[str, float]:
+def evaluate(model: nn.Module, stream: BatchStream, s: Session) -> dict[str, float]:
+    """Loss, top-1 and top-5 of ``model`` (the session's model or its EMA) over ``stream``, all ranks together."""
     model.eval()
-    device = next(model.parameters()).device
-    loss_sum = torch.zeros((), device=device)
-    top1 = torch.zeros((), device=device, dtype=torch.long)
-    top5 = torch.zeros((), device=device, dtype=torch.long)
-    k, n = min(5, num_classes), 0
+    loss_sum = torch.zeros((), device=s.device)
+    top1 = torch.zeros((), device=s.device, dtype=torch.long)
+    top5 = torch.zeros((), device=s.device, dtype=torch.long)
+    k, n = min(5, s.data.num_classes), 0
     for x, y in stream.epoch(0):
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast(s.device, s.amp_dtype):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         best = logits.topk(k, dim=1).indices
@@ -198,43 +260,8 @@ def evaluate(model, stream: BatchStream, amp_dtype, num_classes: int, ranks: Dis
         top5 += (best == y[:, None]).any(1).sum()
         n += len(y)
         kill_point("eval")
-    loss_sum, top1, top5, n = ranks.sum_(torch.stack([loss_sum.double(), top1.double(), top5.double(),
-                                                      torch.tensor(float(n), device=device, dtype=torch.double)]))
-    return {"loss": (loss_sum / n).item(), "top1": (100.0 * top1 / n).item(), "top5": (100.0 * top5 / n).item()}
-
-
-# ---------------------------------------------------------------- the run
-
-
-@dataclass
-class Session:
-    """Everything one run holds: built by ``setup``, advanced by ``fit``, closed by ``finish``."""
-    cfg: Config
-    ranks: Dist
-    device: torch.device
-    info: zoo.ModelInfo
-    img_size: int
-    data: Streams
-    model: nn.Module          # the plain module: checkpoints, evaluation, exports
-    train_model: nn.Module    # what the training step calls: DDP- and/or compile-wrapped model
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    scaler: torch.amp.GradScaler
-    amp_dtype: torch.dtype | None
-    record: RunRecord
-    state: TrainState
-    best_weights: dict | None
-    tools: StepTools
-
-    @property
-    def selected(self) -> nn.Module:
-        """The weights that compete for the best epoch: the EMA's when the recipe says so."""
-        ema = self.tools.ema
-        return ema.module if ema is not None and self.cfg.ema_select else self.model
-
-    def say(self, message: str) -> None:
-        if self.ranks.is_main:
-            print(message, flush=True)
+    loss_total, top1_total, top5_total, n_total = summed_over_ranks(s.ranks, s.device, loss_sum, top1, top5, n)
+    return {"loss": loss_total / n_total, "top1": 100.0 * top1_total / n_total, "top5": 100.0 * top5_total / n_total}
 
 
 def wrap_for_training(cfg: Config, model: nn.Module, ranks: Dist, device: torch.device) -> nn.Module:
@@ -245,90 +272,110 @@ def wrap_for_training(cfg: Config, model: nn.Module, ranks: Dist, device: torch.
     return torch.compile(model, backend=cfg.compile_backend) if cfg.compile else model
 
 
-def setup(cfg: Config) -> Session:
-    """Check every input, then build. Written here (rank 0), once all input is good: the epoch-0 checkpoint,
-    the run's config and, on resume, its metrics."""
-    ranks, rank_device = init_distributed(cfg.device)
-    device = rank_device or select_device(cfg.device)
+def check_outputs(cfg: Config) -> None:
+    """Refuse output folders that cannot be written, before anything is built or written."""
     check_writable(cfg.results_dir, "results-dir")
     check_writable(cfg.plots_dir, "plots-dir")
     if cfg.checkpoint:
         check_writable(cfg.checkpoint_dir, "checkpoint-dir")
+
+
+def build_run(cfg: Config, checkpoints: Path) -> Session:
+    """A fresh run from its config: data, model, optimizer, schedule and the recipe's tools. Writes nothing."""
+    ranks, rank_device = init_distributed(cfg.device)
+    device = rank_device or select_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
     info = zoo.get_model_info(cfg.model)
     img_size = resolve_img_size(cfg, info)
-    resume_path = checkpoint.resolve_resume(cfg)
-    payload = checkpoint.load(resume_path) if resume_path else None
-    if payload:
-        checkpoint.check_compatible(payload, cfg, resume_path)
-
     data = open_data(cfg, img_size, device, ranks)
     model = zoo.create_model(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=img_size,
                              **cfg.model_kwargs).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    steps_per_epoch = len(data.train) if cfg.max_steps_per_epoch == 0 else min(len(data.train),
-                                                                               cfg.max_steps_per_epoch)
     optimizer = build_optimizer(cfg, model)
-    scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
-    amp_dtype = autocast_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    amp_dtype, channels_last = speed_settings(cfg, device, model, optimizer, data)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
+        data.use_channels_last()
+    n_steps = steps_per_epoch(cfg, data.train)
     ema = ModelEma(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
     tools = StepTools(GradientClipping(cfg, model), MixupCutmix.from_config(cfg, data.num_classes), ema)
+    return Session(cfg=cfg, ranks=ranks, device=device, info=info, img_size=img_size, data=data,
+                   steps_per_epoch=n_steps, model=model, train_model=wrap_for_training(cfg, model, ranks, device),
+                   optimizer=optimizer, scheduler=build_scheduler(cfg, optimizer, n_steps),
+                   scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+                   amp_dtype=amp_dtype, tools=tools, checkpoints=checkpoints,
+                   record=RunRecord(cfg.results_dir, new_run_id(cfg.model, cfg.dataset, cfg.seed)))
 
-    state, best_weights = TrainState(), None
-    if payload:
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        scaler.load_state_dict(payload["scaler"])
-        if ema is not None:
-            ema.load_state_dict(payload["ema"])
-        state = TrainState(**payload["state"])
-        checkpoint.restore_rng(payload["rng"])
-        best_weights = checkpoint.best_weights_on_resume(payload, resume_path.parent)
-    record = RunRecord(cfg.results_dir, payload["run_id"] if payload else new_run_id(cfg.model, cfg.dataset, cfg.seed))
-    session = Session(cfg, ranks, device, info, img_size, data, model, wrap_for_training(cfg, model, ranks, device),
-                      optimizer, scheduler, scaler, amp_dtype, record, state, best_weights, tools)
-    if ranks.is_main:
-        if cfg.checkpoint:
-            checkpoint.claim_folder(checkpoint.checkpoint_folder(cfg))
-            if not payload:  # an epoch-0 checkpoint: a run killed in its first epoch resumes into its run folder
-                save_last(session)
-            else:
-                checkpoint.write_owed_best(payload, resume_path.parent)
-        record.write_config(cfg.to_dict())
-        if payload:  # a run killed between its last.pt and its metrics.csv catches up here
-            remove_stale_temporaries(record.folder)
-            record.write_metrics(state.history)
-    if payload:
-        session.say(f"resumed from {resume_path} after epoch {state.epoch}")
-    n_params = sum(p.numel() for p in model.parameters())
-    n_train, n_val, n_test = data.sizes
-    session.say(f"{info.name}: {n_params / 1e6:.2f}M params, {img_size}px, {cfg.dataset} ({n_train} train / "
-                f"{n_val} val / {n_test} test) on {device} x{ranks.world_size}; run {record.run_id}")
+
+def restore(s: Session, last: checkpoint.LastCheckpoint, path: Path) -> None:
+    """Continue the run that ``last`` (read from ``path``) checkpointed: every resume step is here."""
+    s.model.load_state_dict(last.model)
+    s.optimizer.load_state_dict(last.optimizer)
+    s.scheduler.load_state_dict(last.scheduler)
+    s.scaler.load_state_dict(last.scaler)
+    if s.tools.ema is not None:
+        s.tools.ema.load_state_dict(last.ema)
+    s.state = TrainState(**last.state)
+    checkpoint.restore_rng(last.rng)
+    s.best_weights = checkpoint.best_weights_on_resume(last, path.parent)
+    s.owed_best = checkpoint.owed_best(last, path.parent)
+    s.record = RunRecord(s.cfg.results_dir, last.run_id)
+    s.resumed_from = path
+
+
+def setup(cfg: Config) -> Session:
+    """Check every input, then build the run (restored from its checkpoint with --resume)."""
+    check_outputs(cfg)
+    checkpoints = checkpoint.checkpoint_folder(cfg)
+    resume_path = checkpoint.resolve_resume(cfg, checkpoints)
+    last = checkpoint.load_last(resume_path) if resume_path else None
+    if last:
+        checkpoint.check_compatible(last, cfg, resume_path)
+    session = build_run(cfg, checkpoints)
+    if last:
+        restore(session, last, resume_path)
     return session
 
 
+def open_outputs(s: Session) -> None:
+    """Written here (rank 0), once all input is good: the epoch-0 checkpoint or the best.pt a killed session
+    owed, the run's config and, on resume, its metrics so far. Needs the checkpoint folder's lock."""
+    if s.ranks.is_main:
+        if s.writes_checkpoints:
+            if s.resumed_from is None:  # epoch 0: a run killed in its first epoch resumes into its run folder
+                save_last(s)
+            elif s.owed_best is not None:
+                checkpoint.save(s.checkpoints / checkpoint.BEST, s.owed_best)
+        s.record.write_config(s.cfg.to_dict())
+        if s.resumed_from is not None:  # a run killed between its last.pt and its metrics.csv catches up here
+            remove_stale_temporaries(s.record.folder)
+            s.record.write_metrics(s.state.history)
+    if s.resumed_from is not None:
+        s.say(f"resumed from {s.resumed_from} after epoch {s.state.epoch}")
+    n_params = sum(p.numel() for p in s.model.parameters())
+    n_train, n_val, n_test = s.data.sizes
+    s.say(f"{s.info.name}: {n_params / 1e6:.2f}M params, {s.img_size}px, {s.cfg.dataset} ({n_train} train / "
+          f"{n_val} val / {n_test} test) on {s.device} x{s.ranks.world_size}; run {s.record.run_id}")
+
+
 def save_last(s: Session) -> None:
-    checkpoint.save(checkpoint.checkpoint_folder(s.cfg) / "last.pt", {
-        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
-        "scaler": s.scaler.state_dict(), "state": s.state.__dict__, "rng": checkpoint.capture_rng(),
-        "config": s.cfg.to_dict(), "run_id": s.record.run_id,
-        **({"ema": s.tools.ema.state_dict()} if s.tools.ema is not None else {})})
+    ema = s.tools.ema
+    checkpoint.save(s.checkpoints / checkpoint.LAST, checkpoint.LastCheckpoint(
+        model=s.model.state_dict(), optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
+        scaler=s.scaler.state_dict(), state=asdict(s.state), rng=checkpoint.capture_rng(),
+        config=s.cfg.to_dict(), run_id=s.record.run_id, ema=ema.state_dict() if ema is not None else None))
 
 
 def save_checkpoints(s: Session, improved: bool) -> None:
     """last.pt first: best.pt is never ahead of it (see harness/checkpoint.py)."""
     save_last(s)
     if improved:
-        checkpoint.save_best(checkpoint.checkpoint_folder(s.cfg), s.best_weights, s.state.epoch, s.cfg.to_dict(),
-                             s.record.run_id)
+        checkpoint.save(s.checkpoints / checkpoint.BEST, checkpoint.BestCheckpoint(
+            s.best_weights, s.state.epoch, s.cfg.to_dict(), s.record.run_id))
 
 
 def record_divergence(s: Session, err: TrainingDiverged) -> TrainingDiverged:
     """Write the failed run's summary (the checkpoints stay as the last good epoch left them)."""
-    kept = (f"{checkpoint.checkpoint_folder(s.cfg) / 'last.pt'} (epoch {s.state.epoch}) is untouched"
+    kept = (f"{s.checkpoints / checkpoint.LAST} (epoch {s.state.epoch}) is untouched"
             if s.cfg.checkpoint else "no checkpoint")
     reason = f"{err}: the run stopped, {kept}; try a lower --lr or --grad-clip"
     if s.ranks.is_main:
@@ -342,17 +389,16 @@ def fit(s: Session) -> None:
     for epoch in range(s.state.epoch, s.cfg.epochs):
         epoch_start = time.perf_counter()
         try:
-            train_metrics = train_one_epoch(s.train_model, s.data.train, epoch, s.optimizer, s.scheduler, s.scaler,
-                                            s.amp_dtype, s.cfg, s.info.aux_loss_weights, s.state, s.ranks, s.tools)
+            train_metrics = train_one_epoch(s, epoch)
         except TrainingDiverged as err:
             raise record_divergence(s, err) from None
         s.ranks.broadcast_buffers_(s.model)
-        val = evaluate(s.model, s.data.val, s.amp_dtype, s.data.num_classes, s.ranks)
+        val = evaluate(s.model, s.data.val, s)
         row = {"epoch": epoch + 1, **train_metrics, "val_loss": val["loss"], "val_top1": val["top1"],
                "val_top5": val["top5"]}
         ema_note = ""
         if s.tools.ema is not None:
-            val_ema = evaluate(s.tools.ema.module, s.data.val, s.amp_dtype, s.data.num_classes, s.ranks)
+            val_ema = evaluate(s.tools.ema.module, s.data.val, s)
             row.update(val_loss_ema=val_ema["loss"], val_top1_ema=val_ema["top1"])
             ema_note = f" (EMA {val_ema['top1']:.2f}%)"
         s.state.epoch = epoch + 1
@@ -363,9 +409,9 @@ def fit(s: Session) -> None:
         if improved:
             s.state.best_epoch, s.state.best_val_top1 = s.state.epoch, score
             s.best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in s.selected.state_dict().items()})
+        if s.writes_checkpoints:
+            save_checkpoints(s, improved)
         if s.ranks.is_main:
-            if s.cfg.checkpoint:
-                save_checkpoints(s, improved)
             s.record.write_metrics(s.state.history)
         s.say(f"epoch {s.state.epoch}/{s.cfg.epochs}  train loss {train_metrics['train_loss']:.4f} "
               f"acc {train_metrics['train_top1']:.2f}%  val loss {val['loss']:.4f} top-1 {val['top1']:.2f}% "
@@ -373,20 +419,34 @@ def fit(s: Session) -> None:
               f"{train_metrics['images_per_s']:.0f} img/s")
 
 
+def evaluate_on_test(s: Session) -> dict[str, dict[str, float] | None]:
+    """Test-set metrics of the last weights, the best-validation weights and (with one) the EMA."""
+    test = s.data.test
+    ema = s.tools.ema
+    results = {"last": evaluate(s.model, test, s), "ema": evaluate(ema.module, test, s) if ema is not None else None}
+    results["best"] = results["last"]
+    if s.best_weights is not None and (s.state.best_epoch != s.state.epoch or s.selected is not s.model):
+        final_weights = copy.deepcopy(s.model.state_dict())
+        s.model.load_state_dict(s.best_weights)
+        results["best"] = evaluate(s.model, test, s)
+        s.model.load_state_dict(final_weights)
+    return results
+
+
+def write_final_outputs(s: Session, summary: dict[str, Any]) -> None:
+    """Rank 0's exports and plots, then the summary that marks the run completed."""
+    if s.cfg.model_save:
+        export_weights(s.model, s.record, s.cfg)
+    plot_curves(s.state.history, s.info.name, s.cfg.dataset, s.cfg.plots_dir)
+    s.record.write_summary(summary)
+
+
 def finish(s: Session, started: float) -> dict[str, Any]:
     """Test the last and the best-validation weights, then write the summary, plots and exports (rank 0)."""
     if not weights_in_sync(s.model, s.ranks):
         raise RuntimeError("ranks ended with different weights: the data-parallel run is broken")
-    test_stream = s.data.test
-    test_last = evaluate(s.model, test_stream, s.amp_dtype, s.data.num_classes, s.ranks)
-    test_best = test_last
-    ema = s.tools.ema
-    test_ema = evaluate(ema.module, test_stream, s.amp_dtype, s.data.num_classes, s.ranks) if ema else None
-    if s.best_weights is not None and (s.state.best_epoch != s.state.epoch or s.selected is not s.model):
-        final_weights = copy.deepcopy(s.model.state_dict())
-        s.model.load_state_dict(s.best_weights)
-        test_best = evaluate(s.model, test_stream, s.amp_dtype, s.data.num_classes, s.ranks)
-        s.model.load_state_dict(final_weights)
+    tests = evaluate_on_test(s)
+    test_best, test_last, test_ema = tests["best"], tests["last"], tests["ema"]
     history = s.state.history
     summary = {
         "status": "completed", "run_id": s.record.run_id, "model": s.info.name, "family": s.info.family,
@@ -403,12 +463,7 @@ def finish(s: Session, started: float) -> dict[str, Any]:
         **environment(),
     }
     if s.ranks.is_main:
-        if s.cfg.model_save:
-            export_weights(s.model, s.record, s.cfg)
-        plot_curves(history, s.info.name, s.cfg.dataset, s.cfg.plots_dir)
-        s.record.write_summary(summary)
-        if s.cfg.checkpoint:
-            checkpoint.release_folder(checkpoint.checkpoint_folder(s.cfg))
+        write_final_outputs(s, summary)
     s.say(f"test top-1 {test_best['top1']:.2f}% at the best epoch ({s.state.best_epoch}), "
           f"{test_last['top1']:.2f}% at the last; results in {s.record.folder}")
     return summary
@@ -419,8 +474,10 @@ def run(cfg: Config) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         session = setup(cfg)
-        fit(session)
-        return finish(session, started)
+        with checkpoint.FolderLock(session.checkpoints) if session.writes_checkpoints else contextlib.nullcontext():
+            open_outputs(session)
+            fit(session)
+            return finish(session, started)
     finally:
         shutdown()
 

@@ -120,7 +120,8 @@ def bad_files(fx):
 
     def forged(*argv):
         cfg = build_config(parse_command_line(BASE + list(argv))[0])
-        return {"config": cfg.to_dict(), "run_id": "forged", "model": {}, "state": {"epoch": 1}}
+        return checkpoint.LastCheckpoint(model={}, optimizer={}, scheduler={}, scaler={}, state={"epoch": 1}, rng={},
+                                         config=cfg.to_dict(), run_id="forged")
     checkpoint.save(fx / "other_model.pt", forged("--model=vit_lite_7_4"))
     checkpoint.save(fx / "other_config.pt", forged("--lr=0.5"))
     checkpoint.save(fx / "truncated.pt", forged())

@@ -49,9 +49,9 @@ def test_train_and_eval_modes_switch_every_epoch(tmp_path, monkeypatch):
     modes = []
     real_train = harness.train.train_one_epoch
 
-    def spy(model, *args, **kwargs):
-        result = real_train(model, *args, **kwargs)
-        modes.append(("after-train", model.training))
+    def spy(session, *args, **kwargs):
+        result = real_train(session, *args, **kwargs)
+        modes.append(("after-train", session.train_model.training))
         return result
     real_eval = harness.train.evaluate
 
@@ -89,10 +89,10 @@ def test_resume_is_exact(tmp_path, monkeypatch):
     monkeypatch.chdir(interrupted)
     real_train = harness.train.train_one_epoch
 
-    def crash_in_second_epoch(model, stream, epoch, *args, **kwargs):
+    def crash_in_second_epoch(session, epoch):
         if epoch == 1:
             raise KeyboardInterrupt
-        return real_train(model, stream, epoch, *args, **kwargs)
+        return real_train(session, epoch)
     monkeypatch.setattr(harness.train, "train_one_epoch", crash_in_second_epoch)
     assert run_main("--epochs=3", "--checkpoint=True", "--scheduler=cosine") == 130
     monkeypatch.setattr(harness.train, "train_one_epoch", real_train)
