@@ -6,17 +6,26 @@ autotuning happen there), then ``--repeats`` times ``--steps`` steps, with a dev
 the clock is read; the median of the repeats is reported.
 
 Options: --batch-size (default 256 on a GPU, 16 on the CPU), --img-size (a number, or native: each
-model's native size), --device auto|cpu|cuda, --precision fp32|bf16|fp16 (autocast; fp16 trains with
-a gradient scaler), --channels-last, --compile, --no-train / --no-infer, --out FILE.
+model's native size), --device auto|cpu|cuda, --precision fp32|bf16|fp16|auto (autocast; fp16 trains
+with a gradient scaler), --channels-last[=auto|true|false], --compile, --no-train / --no-infer,
+--latency (also batch-1 inference latency), --out FILE.
+
+``auto`` measures every candidate the training harness would consider (harness/fastpath.py: on a CPU,
+fp32 and — where the CPU has native bf16 — bf16, each in NCHW and channels_last; on a GPU, bf16 NCHW)
+and writes a row per candidate; ``fastest`` marks each model's fastest row (by training img/s when
+training is measured, else inference).
 
 Rows go to a CSV (default results/speed/<device>_<precision>_bs<batch>_<layout>[_compiled].csv) with
 timm's benchmark columns — model, infer_samples_per_sec, infer_step_time (ms), infer_batch_size,
 infer_img_size, train_samples_per_sec, train_step_time (ms), train_batch_size, train_img_size,
-param_count (millions), infer_gmacs — plus the device, its name, precision, layout, compile, and the
-torch and CUDA versions. A rerun replaces the rows of the models it measures and keeps the others.
+param_count (millions), infer_gmacs — plus the device, its name, precision, layout, compile, the torch
+and CUDA versions, and the machine's 1-minute load average when the row was measured (a shared machine
+says so). A rerun replaces the rows of the models and settings it measures and keeps the others.
 """
 from __future__ import annotations
 
+import argparse
+import os
 import re
 import statistics
 import sys
@@ -30,13 +39,14 @@ import torch
 import zoo
 from benchmarks import profile
 from benchmarks.common import ArgumentParser, read_csv, run_command, select_models, write_csv
+from harness import fastpath
 from harness.errors import UsageError
 
 TIMM_COLUMNS = ["model", "infer_samples_per_sec", "infer_step_time", "infer_batch_size", "infer_img_size",
                 "train_samples_per_sec", "train_step_time", "train_batch_size", "train_img_size", "param_count",
                 "infer_gmacs"]
-COLUMNS = TIMM_COLUMNS + ["device", "device_name", "precision", "channels_last", "compile", "num_classes",
-                          "in_chans", "torch_version", "cuda_version"]
+COLUMNS = TIMM_COLUMNS + ["latency_bs1_ms", "device", "device_name", "precision", "channels_last", "fastest",
+                          "compile", "num_classes", "in_chans", "torch_version", "cuda_version", "load_1m"]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -133,7 +143,8 @@ def benchmark(name: str, args, device: torch.device, complexity_rows: list[dict]
            "train_batch_size": args.batch_size, "train_img_size": img_size, "device": device.type,
            "device_name": device_name(device), "precision": args.precision,
            "channels_last": args.channels_last, "compile": args.compile, "num_classes": args.num_classes,
-           "in_chans": args.in_chans, "torch_version": torch.__version__, "cuda_version": torch.version.cuda or ""}
+           "in_chans": args.in_chans, "torch_version": torch.__version__, "cuda_version": torch.version.cuda or "",
+           "load_1m": round(os.getloadavg()[0], 2)}
     counted = profile.lookup(complexity_rows, name, img_size, args.in_chans, args.num_classes)
     if counted:
         row["param_count"] = round(int(counted["params"]) / 1e6, 2)
@@ -145,6 +156,9 @@ def benchmark(name: str, args, device: torch.device, complexity_rows: list[dict]
     if args.infer:
         seconds = measure_inference(name, args, device, img_size)
         row.update(infer_samples_per_sec=round(args.batch_size / seconds, 2), infer_step_time=round(1e3 * seconds, 3))
+    if args.latency:
+        single = argparse.Namespace(**{**vars(args), "batch_size": 1})
+        row["latency_bs1_ms"] = round(1e3 * measure_inference(name, single, device, img_size), 3)
     if args.train:
         seconds = measure_training(name, args, device, img_size)
         row.update(train_samples_per_sec=round(args.batch_size / seconds, 2), train_step_time=round(1e3 * seconds, 3))
@@ -153,9 +167,34 @@ def benchmark(name: str, args, device: torch.device, complexity_rows: list[dict]
 
 def default_out(device: torch.device, args) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")[:40]
-    layout = "channels-last" if args.channels_last else "nchw"
+    layout = {"true": "channels-last", "false": "nchw", "auto": "auto-layout"}[args.channels_last]
     compiled = "_compiled" if args.compile else ""
     return f"results/speed/{slug}_{args.precision}_bs{args.batch_size}_{layout}{compiled}.csv"
+
+
+def settings_to_measure(args, device: torch.device) -> list[argparse.Namespace]:
+    """One copy of ``args`` per candidate setting, with a concrete precision and layout."""
+    amp = {"fp32": "off", "auto": "auto"}.get(args.precision, args.precision)
+    settings = fastpath.candidates(amp, args.channels_last, device.type, fastpath.native_bf16_cpu())
+    return [argparse.Namespace(**{**vars(args), "precision": {"off": "fp32"}.get(s.amp, s.amp),
+                                  "channels_last": s.channels_last}) for s in settings]
+
+
+def mark_fastest(rows: list[dict]) -> None:
+    """``fastest`` on each model's quickest row among the settings measured at the same batch and size."""
+    by_model: dict[tuple, list[dict]] = {}
+    for row in rows:
+        by_model.setdefault((row["model"], str(row["train_batch_size"]), str(row["train_img_size"])), []).append(row)
+    for group in by_model.values():
+        def speed_of(row: dict) -> float:
+            return float(row.get("train_samples_per_sec") or row.get("infer_samples_per_sec") or 0)
+        best = max(group, key=speed_of)
+        for row in group:
+            row["fastest"] = row is best
+
+
+def row_key(row: dict) -> tuple[str, str, str]:
+    return row["model"], str(row["precision"]), str(row["channels_last"])
 
 
 def main(argv: list[str]) -> int:
@@ -164,11 +203,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--img-size", default="native", help="a number, or native (each model's own size)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--precision", default="fp32", choices=tuple(DTYPES))
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--precision", default="fp32", choices=tuple(DTYPES) + ("auto",))
+    parser.add_argument("--channels-last", nargs="?", const="true", default="false", choices=("auto", "true", "false"),
+                        help="memory layout; bare = true; auto = both, a row each")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--no-train", dest="train", action="store_false")
     parser.add_argument("--no-infer", dest="infer", action="store_false")
+    parser.add_argument("--latency", action="store_true", help="also batch-1 inference latency (ms)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=3)
@@ -196,23 +237,27 @@ def main(argv: list[str]) -> int:
     names = select_models(args.models)
     out = args.out or default_out(device, args)
     complexity_rows = read_csv(args.complexity)
-    rows = {r["model"]: r for r in read_csv(out)}
+    rows = {row_key(r): r for r in read_csv(out)}
     failed = []
     for name in names:
-        try:
-            rows[name] = benchmark(name, args, device, complexity_rows)
-        except (zoo.ModelConfigError, RuntimeError) as err:  # one model failing (OOM, bad size) stops nothing
-            failed.append(name)
-            print(f"{name}: FAILED: {str(err).splitlines()[0]}", file=sys.stderr)
-            if args.debug:
-                traceback.print_exc()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            continue
-        row = rows[name]
-        print(f"{name:32} infer {row.get('infer_samples_per_sec', '—'):>10} img/s  "
-              f"train {row.get('train_samples_per_sec', '—'):>10} img/s  ({row['device_name']})", flush=True)
-        write_csv(out, sorted(rows.values(), key=lambda r: r["model"]), COLUMNS)
+        for setting in settings_to_measure(args, device):
+            try:
+                row = benchmark(name, setting, device, complexity_rows)
+            except (zoo.ModelConfigError, RuntimeError) as err:  # one model failing (OOM, bad size) stops nothing
+                failed.append(name)
+                print(f"{name}: FAILED: {str(err).splitlines()[0]}", file=sys.stderr)
+                if args.debug:
+                    traceback.print_exc()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                break
+            rows[row_key(row)] = row
+            layout = "channels_last" if setting.channels_last else "NCHW"
+            print(f"{name:32} {setting.precision:>4} {layout:13} infer {row.get('infer_samples_per_sec', '—'):>10} img/s"
+                  f"  train {row.get('train_samples_per_sec', '—'):>10} img/s  ({row['device_name']})", flush=True)
+            ordered = sorted(rows.values(), key=lambda r: row_key(r))
+            mark_fastest(ordered)
+            write_csv(out, ordered, COLUMNS)
     print(f"wrote {out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 

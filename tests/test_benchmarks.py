@@ -94,6 +94,23 @@ def test_speed_on_cpu_writes_a_well_formed_csv(tmp_path):
     assert rows[0]["param_count"] == "11.18"       # resnet18 at 10 classes, in millions as timm writes it
 
 
+def test_speed_auto_writes_a_row_per_candidate_and_marks_the_fastest(tmp_path, monkeypatch):
+    from harness import fastpath
+    monkeypatch.setattr(fastpath, "native_bf16_cpu", lambda: True)
+    out = tmp_path / "speed.csv"
+    argv = ["--models=lenet5", "--device=cpu", "--batch-size=2", "--img-size=32", "--num-classes=10", "--in-chans=1",
+            "--warmup=0", "--steps=1", "--repeats=1", "--precision=auto", "--channels-last=auto", "--latency",
+            f"--out={out}", f"--complexity={tmp_path / 'none.csv'}"]
+    assert speed.main(argv) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert {(r["precision"], r["channels_last"]) for r in rows} == {
+        ("fp32", "False"), ("fp32", "True"), ("bf16", "False"), ("bf16", "True")}
+    assert [r["fastest"] for r in rows].count("True") == 1
+    fastest = next(r for r in rows if r["fastest"] == "True")
+    assert float(fastest["train_samples_per_sec"]) == max(float(r["train_samples_per_sec"]) for r in rows)
+    assert all(float(r["latency_bs1_ms"]) > 0 and r["load_1m"] != "" for r in rows)
+
+
 def test_speed_rejects_bad_input_in_one_line(capsys):
     from benchmarks.common import run_command
     assert run_command(speed.main, ["--models=resnet18", "--precision=fp8"]) == 2
