@@ -23,6 +23,7 @@ from harness.augment import build_batch_augment
 from harness.config import Config
 from harness.distributed import Dist
 from harness.errors import UsageError
+from harness.pixels import Normalise
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_DATA_DIR = Path("data")
@@ -62,10 +63,6 @@ class Data:
     num_classes: int
     in_chans: int
     synthetic: bool = False
-
-    @property
-    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        return NORMALISATION[self.name]
 
 
 # ---------------------------------------------------------------- readers
@@ -283,8 +280,7 @@ class BatchStream:
         self.rank, self.world_size = rank, world_size
         self.memory_format = torch.contiguous_format  # Streams.use_channels_last switches it
         device = split.images.device
-        self.mean = torch.tensor(mean_std[0], device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(mean_std[1], device=device).view(1, -1, 1, 1)
+        self.normalise = Normalise(mean_std, device)
 
     def _shard(self) -> tuple[int, int]:
         n = len(self.split)
@@ -317,11 +313,11 @@ class BatchStream:
                 images = random_hflip(images, gen)
             if self.augment is not None:
                 images = self.augment(images)
-        x = images.float().div_(255.0)
+        x = images.float()
         if x.shape[-1] != self.img_size or x.shape[-2] != self.img_size:
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.img_size)
-        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+        return self.normalise(x).contiguous(memory_format=self.memory_format)
 
 
 # ---------------------------------------------------------------- the three streams of a run

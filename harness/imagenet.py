@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness.errors import UsageError
+from harness.pixels import Normalise
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".JPEG", ".JPG")
 EVAL_CROP_FRACTION = 0.875
@@ -159,8 +160,7 @@ class FolderStream:
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                                  drop_last=train, collate_fn=_collate_bytes if self.gpu_decode else None)
-        self.mean = torch.tensor(mean_std[0], device=device).view(1, -1, 1, 1) * 255
-        self.std = torch.tensor(mean_std[1], device=device).view(1, -1, 1, 1) * 255
+        self.normalise = Normalise(mean_std, device)
         self.memory_format = torch.contiguous_format  # Streams.use_channels_last switches it
 
     def __len__(self) -> int:
@@ -179,5 +179,5 @@ class FolderStream:
                 images = images.to(self.device, non_blocking=True)
             if self.augment is not None:
                 images = self.augment(images)
-            x = (images.float() - self.mean) / self.std
+            x = self.normalise(images)
             yield x.contiguous(memory_format=self.memory_format), labels.to(self.device, non_blocking=True)
