@@ -31,7 +31,7 @@ import torch
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 TRIAL_WARMUP_STEPS = 1      # the first step of a setting pays for allocations and kernel selection
 TRIAL_TIMED_STEPS = 2       # per candidate, after the warm-up
-TRIAL_MAX_SHARE = 0.1       # the trial may cost at most this fraction of the run's planned steps
+TRIAL_MAX_SHARE = 0.15      # the trial may cost at most this fraction of the run's planned steps
 
 
 @dataclass(frozen=True)
@@ -143,11 +143,18 @@ def restored_afterwards(objects: Iterable[Stateful], capture_rng: Callable[[], d
         restore_rng(rng)
 
 
+def layout_key(channels_last: bool | str) -> str:
+    """The ``channels_last`` config value as auto | true | false."""
+    return channels_last if channels_last == "auto" else "true" if channels_last in (True, "true") else "false"
+
+
 def choose(amp: str, channels_last: str, device_type: str, *, planned_steps: int, batch_size: int,
            timing_allowed: str | None, step: Callable[[Setting], None],
+           preserved: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
            native_bf16: bool | None = None, clock: Callable[[], float] = time.perf_counter) -> Choice:
     """The run's setting. ``timing_allowed`` is None, or why the run may not be timed (compile, ranks).
-    ``step(setting)`` runs one training step in that setting (the caller restores state afterwards)."""
+    ``step(setting)`` runs one training step in that setting, inside ``preserved()`` (which restores the
+    run's state on leaving: ``restored_afterwards``)."""
     bf16_native = native_bf16_cpu() if native_bf16 is None else native_bf16
     settings = candidates(amp, channels_last, device_type, bf16_native)
     if len(settings) == 1:
@@ -158,4 +165,5 @@ def choose(amp: str, channels_last: str, device_type: str, *, planned_steps: int
         return Choice(default, f"default: {timing_allowed}")
     if trial_steps(len(settings)) > TRIAL_MAX_SHARE * planned_steps:
         return Choice(default, f"default: {planned_steps} steps are too few to time {len(settings)} candidates")
-    return pick_fastest(settings, lambda s: images_per_s(step, s, batch_size, clock))
+    with preserved():
+        return pick_fastest(settings, lambda s: images_per_s(step, s, batch_size, clock))

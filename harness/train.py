@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import zoo
-from harness import checkpoint
+from harness import checkpoint, export, fastpath
 from harness.config import Config
 from harness.data import BatchStream, Streams, open_data
 from harness.distributed import Dist, init_distributed, shutdown, weights_in_sync
@@ -35,7 +35,7 @@ from harness.augment import MixupCutmix
 from harness.ema import ModelEma
 from harness.optim import SAM, frozen_batchnorm_stats
 from harness.recipes import GradientClipping, build_optimizer, build_scheduler
-from harness.results import RunRecord, environment, new_run_id
+from harness.results import RunRecord, environment, new_run_id, recipe_used
 
 
 @dataclass
@@ -54,6 +54,7 @@ class TrainState:
     best_epoch: int = 0
     best_val_top1: float = -1.0
     elapsed_s: float = 0.0               # training and validation time over all sessions of the run
+    fast_path: dict[str, Any] = field(default_factory=dict)  # the first session's choice, kept on resume
 
 
 # ---------------------------------------------------------------- set-up
@@ -88,16 +89,32 @@ def resolve_img_size(cfg: Config, info: zoo.ModelInfo) -> int:
     return cfg.input_size
 
 
-def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
-    choice = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
-    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice]
+def speed_settings(cfg: Config, device: torch.device, ranks: Dist, info: zoo.ModelInfo, model: nn.Module,
+                   optimizer: torch.optim.Optimizer, data: Streams, recorded: dict[str, Any]) -> fastpath.Choice:
+    """The run's autocast dtype and memory layout (harness/fastpath.py), decided once, here, after the model
+    and optimizer are built and before training. On a CPU with ``auto`` a few training steps of each
+    candidate are timed on the run's own model and optimizer, whose states (and the RNGs) are restored
+    afterwards. A resumed run keeps the choice its first session made (``recorded``)."""
+    if recorded:
+        return fastpath.Choice.from_record(recorded)
+    not_timed = ("a compiled run would compile every candidate" if cfg.compile else
+                 f"{ranks.world_size} processes could choose differently" if ranks.enabled else None)
+    x, y = next(iter(data.train.epoch(0)))
+    tools = StepTools(GradientClipping(cfg, model), MixupCutmix.from_config(cfg, data.num_classes))
+    no_scaler = torch.amp.GradScaler(device.type, enabled=False)  # fp16 is never a timed candidate
 
+    def step(setting: fastpath.Setting) -> None:
+        model.to(memory_format=setting.memory_format)
+        train_step(model, x.contiguous(memory_format=setting.memory_format), y, optimizer, no_scaler, setting.dtype,
+                   cfg, info.aux_loss_weights, tools)
 
-def speed_settings(cfg: Config, device: torch.device, model: nn.Module, optimizer: torch.optim.Optimizer,
-                   data: Streams) -> tuple[torch.dtype | None, bool]:
-    """The run's autocast dtype and whether model and batches use the channels_last layout: decided once,
-    here, after the model and optimizer are built and before training."""
-    return autocast_dtype(cfg, device), cfg.channels_last
+    choice = fastpath.choose(
+        cfg.amp, fastpath.layout_key(cfg.channels_last), device.type,
+        planned_steps=cfg.epochs * steps_per_epoch(cfg, data.train), batch_size=len(y), timing_allowed=not_timed,
+        step=step, preserved=lambda: fastpath.restored_afterwards([model, optimizer], checkpoint.capture_rng,
+                                                                  checkpoint.restore_rng))
+    model.zero_grad(set_to_none=True)
+    return choice
 
 
 def autocast(device: torch.device, amp_dtype: torch.dtype | None):
@@ -180,6 +197,7 @@ class Session:
     scheduler: Any
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
+    fast_path: fastpath.Choice
     tools: StepTools
     checkpoints: Path         # this run's checkpoint folder (written only with cfg.checkpoint)
     record: RunRecord
@@ -280,7 +298,7 @@ def check_outputs(cfg: Config) -> None:
         check_writable(cfg.checkpoint_dir, "checkpoint-dir")
 
 
-def build_run(cfg: Config, checkpoints: Path) -> Session:
+def build_run(cfg: Config, checkpoints: Path, recorded_fast_path: dict[str, Any]) -> Session:
     """A fresh run from its config: data, model, optimizer, schedule and the recipe's tools. Writes nothing."""
     ranks, rank_device = init_distributed(cfg.device)
     device = rank_device or select_device(cfg.device)
@@ -291,10 +309,11 @@ def build_run(cfg: Config, checkpoints: Path) -> Session:
     model = zoo.create_model(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=img_size,
                              **cfg.model_kwargs).to(device)
     optimizer = build_optimizer(cfg, model)
-    amp_dtype, channels_last = speed_settings(cfg, device, model, optimizer, data)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
+    fast = speed_settings(cfg, device, ranks, info, model, optimizer, data, recorded_fast_path)
+    model.to(memory_format=fast.setting.memory_format)  # in place: the optimizer keeps the same parameters
+    if fast.setting.channels_last:
         data.use_channels_last()
+    amp_dtype = fast.setting.dtype
     n_steps = steps_per_epoch(cfg, data.train)
     ema = ModelEma(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
     tools = StepTools(GradientClipping(cfg, model), MixupCutmix.from_config(cfg, data.num_classes), ema)
@@ -302,8 +321,9 @@ def build_run(cfg: Config, checkpoints: Path) -> Session:
                    steps_per_epoch=n_steps, model=model, train_model=wrap_for_training(cfg, model, ranks, device),
                    optimizer=optimizer, scheduler=build_scheduler(cfg, optimizer, n_steps),
                    scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
-                   amp_dtype=amp_dtype, tools=tools, checkpoints=checkpoints,
-                   record=RunRecord(cfg.results_dir, new_run_id(cfg.model, cfg.dataset, cfg.seed)))
+                   amp_dtype=amp_dtype, fast_path=fast, tools=tools, checkpoints=checkpoints,
+                   record=RunRecord(cfg.results_dir, new_run_id(cfg.model, cfg.dataset, cfg.seed)),
+                   state=TrainState(fast_path=fast.record()))
 
 
 def restore(s: Session, last: checkpoint.LastCheckpoint, path: Path) -> None:
@@ -330,7 +350,7 @@ def setup(cfg: Config) -> Session:
     last = checkpoint.load_last(resume_path) if resume_path else None
     if last:
         checkpoint.check_compatible(last, cfg, resume_path)
-    session = build_run(cfg, checkpoints)
+    session = build_run(cfg, checkpoints, last.state.get("fast_path", {}) if last else {})
     if last:
         restore(session, last, resume_path)
     return session
@@ -355,6 +375,7 @@ def open_outputs(s: Session) -> None:
     n_train, n_val, n_test = s.data.sizes
     s.say(f"{s.info.name}: {n_params / 1e6:.2f}M params, {s.img_size}px, {s.cfg.dataset} ({n_train} train / "
           f"{n_val} val / {n_test} test) on {s.device} x{s.ranks.world_size}; run {s.record.run_id}")
+    s.say(s.fast_path.describe())
 
 
 def save_last(s: Session) -> None:
@@ -362,7 +383,8 @@ def save_last(s: Session) -> None:
     checkpoint.save(s.checkpoints / checkpoint.LAST, checkpoint.LastCheckpoint(
         model=s.model.state_dict(), optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
         scaler=s.scaler.state_dict(), state=asdict(s.state), rng=checkpoint.capture_rng(),
-        config=s.cfg.to_dict(), run_id=s.record.run_id, ema=ema.state_dict() if ema is not None else None))
+        config=s.cfg.to_dict(), run_id=s.record.run_id, ema=ema.state_dict() if ema is not None else None,
+        model_spec=export.checkpoint_spec(s, "last")))
 
 
 def save_checkpoints(s: Session, improved: bool) -> None:
@@ -370,7 +392,7 @@ def save_checkpoints(s: Session, improved: bool) -> None:
     save_last(s)
     if improved:
         checkpoint.save(s.checkpoints / checkpoint.BEST, checkpoint.BestCheckpoint(
-            s.best_weights, s.state.epoch, s.cfg.to_dict(), s.record.run_id))
+            s.best_weights, s.state.epoch, s.cfg.to_dict(), s.record.run_id, export.checkpoint_spec(s, "best")))
 
 
 def record_divergence(s: Session, err: TrainingDiverged) -> TrainingDiverged:
@@ -381,7 +403,7 @@ def record_divergence(s: Session, err: TrainingDiverged) -> TrainingDiverged:
     if s.ranks.is_main:
         s.record.write_summary({"status": "failed", "reason": reason, "run_id": s.record.run_id, "model": s.info.name,
                                 "dataset": s.cfg.dataset, "seed": s.cfg.seed, "epochs_completed": s.state.epoch,
-                                **environment()})
+                                **environment(s.device)})
     return TrainingDiverged(reason)
 
 
@@ -395,7 +417,8 @@ def fit(s: Session) -> None:
         s.ranks.broadcast_buffers_(s.model)
         val = evaluate(s.model, s.data.val, s)
         row = {"epoch": epoch + 1, **train_metrics, "val_loss": val["loss"], "val_top1": val["top1"],
-               "val_top5": val["top5"]}
+               "val_top5": val["top5"], "amp": s.fast_path.setting.amp,
+               "channels_last": s.fast_path.setting.channels_last}
         ema_note = ""
         if s.tools.ema is not None:
             val_ema = evaluate(s.tools.ema.module, s.data.val, s)
@@ -436,8 +459,8 @@ def evaluate_on_test(s: Session) -> dict[str, dict[str, float] | None]:
 def write_final_outputs(s: Session, summary: dict[str, Any]) -> None:
     """Rank 0's exports and plots, then the summary that marks the run completed."""
     if s.cfg.model_save:
-        export_weights(s.model, s.record, s.cfg)
-    plot_curves(s.state.history, s.info.name, s.cfg.dataset, s.cfg.plots_dir)
+        export.export_model(s, summary)
+    plot_curves(s.state.history, s.info.name, s.cfg.dataset, s.record.folder, s.cfg.plots_dir)
     s.record.write_summary(summary)
 
 
@@ -450,7 +473,7 @@ def finish(s: Session, started: float) -> dict[str, Any]:
     history = s.state.history
     summary = {
         "status": "completed", "run_id": s.record.run_id, "model": s.info.name, "family": s.info.family,
-        "dataset": s.cfg.dataset, "synthetic_data": s.data.synthetic, "recipe": s.cfg.recipe, "img_size": s.img_size,
+        "dataset": s.cfg.dataset, "synthetic_data": s.data.synthetic, "recipe": recipe_used(s.cfg), "img_size": s.img_size,
         "params": sum(p.numel() for p in s.model.parameters()), "epochs": s.cfg.epochs, "seed": s.cfg.seed,
         "batch_size": s.cfg.batch_size, "world_size": s.ranks.world_size,
         "best_epoch": s.state.best_epoch, "best_val_top1": s.state.best_val_top1,
@@ -460,7 +483,8 @@ def finish(s: Session, started: float) -> dict[str, Any]:
         "wall_time_s": s.state.elapsed_s,
         "process_time_s": time.perf_counter() - started,  # this session, data loading and set-up included
         "train_images_per_s": float(np.median([r["images_per_s"] for r in history])) if history else 0.0,
-        **environment(),
+        **s.fast_path.record(),
+        **environment(s.device),
     }
     if s.ranks.is_main:
         write_final_outputs(s, summary)
@@ -480,11 +504,3 @@ def run(cfg: Config) -> dict[str, Any]:
             return finish(session, started)
     finally:
         shutdown()
-
-
-def export_weights(model: nn.Module, record: RunRecord, cfg: Config) -> None:
-    """Final weights as safetensors beside the resolved config (tensors cloned: safetensors refuses shared memory)."""
-    from safetensors.torch import save as safetensors_bytes
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    write_bytes(record.folder / "model.safetensors", safetensors_bytes(tensors, metadata={"model": cfg.model}))
-    write_yaml(record.folder / "model.yaml", cfg.to_dict())

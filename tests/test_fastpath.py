@@ -102,3 +102,44 @@ def test_the_trial_restores_model_optimizer_and_random_state():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert optimizer.state_dict()["state"] == {}
     assert torch.equal(torch.rand(3), expected_draw)
+
+
+# ---------------------------------------------------------------- in a real run
+
+def _train(tmp_path, monkeypatch, folder: str, *flags: str) -> dict:
+    import json
+    from pathlib import Path
+
+    import main
+    from safetensors.torch import load_file
+
+    (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / folder)
+    assert main.main(["--model=lenet5", "--dataset=digits", "--device=cpu", "--deterministic=true",
+                      "--model_save=True", *flags]) == 0
+    run = next(Path("results/runs").iterdir())
+    return {"summary": json.loads((run / "summary.json").read_text()), "weights": load_file(run / "model.safetensors"),
+            "metrics": (run / "metrics.csv").read_text()}
+
+
+def test_a_deterministic_run_with_auto_equals_the_run_given_its_choice(tmp_path, monkeypatch):
+    # 1 epoch of 81 steps at batch 16: long enough to time the 4 candidates of an AMX CPU (pretended here).
+    monkeypatch.setattr(fastpath, "native_bf16_cpu", lambda cpuinfo=None: True)
+    auto = _train(tmp_path, monkeypatch, "auto", "--epochs=1", "--batch-size=16")
+    chosen = auto["summary"]
+    assert chosen["fast_path"] == "timed" and len([k for k in chosen if k.startswith("trial_img_s_")]) == 4
+    assert "amp" in auto["metrics"].splitlines()[0] and "channels_last" in auto["metrics"].splitlines()[0]
+    given = _train(tmp_path, monkeypatch, "given", "--epochs=1", "--batch-size=16", f"--amp={chosen['amp']}",
+                   f"--channels-last={str(chosen['channels_last']).lower()}")
+    assert given["summary"]["fast_path"] == "given"
+    assert auto["weights"].keys() == given["weights"].keys()
+    assert all(torch.equal(auto["weights"][k], given["weights"][k]) for k in auto["weights"])
+    assert auto["summary"]["test_top1_last"] == given["summary"]["test_top1_last"]
+
+
+def test_bf16_on_the_cpu_ends_within_one_point_of_fp32(tmp_path, monkeypatch):
+    runs = {amp: _train(tmp_path, monkeypatch, amp, "--epochs=8", f"--amp={amp}", "--channels-last=false")
+            for amp in ("off", "bf16")}
+    assert runs["bf16"]["summary"]["amp"] == "bf16" and runs["off"]["summary"]["amp"] == "off"
+    fp32, bf16 = (runs[a]["summary"]["test_top1_last"] for a in ("off", "bf16"))
+    assert fp32 > 85 and abs(bf16 - fp32) <= 1.0, (fp32, bf16)
