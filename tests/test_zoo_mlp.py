@@ -30,7 +30,8 @@ def test_golden_counts(name, num_classes, expected):
 
 
 def test_sdpnet_part_counts_match_the_spec_formulas():
-    # ZOO_SPEC §7: a conv mixer has C·k² + 9C² + 4C params; an encoder layer (C=768, ratio 4, 8 heads) 7,085,184.
+    # Counted from the layers of y-akbal/SdP-Net (biases off): a conv mixer has C·k² + 9C² + 4C params;
+    # an encoder layer (C=768, ratio 4, 8 heads, QK-norm) 7,085,184.
     assert _n_params(ConvMixer(768, 3, nn.GELU)) == 768 * 9 + 9 * 768 ** 2 + 4 * 768 == 5_318_400
     encoder = TransformerBlock(768, 8, 4.0, qkv_bias=False, proj_bias=False, qk_norm=True)
     assert _n_params(encoder) == 7_085_184

@@ -29,9 +29,9 @@ def _mmacs(model: nn.Module, size: int) -> float:
     return counter.get_total_flops() / 2e6
 
 
-# At 1000 classes. Named in ZOO_SPEC: mobilenetv1_100, mobilenetv2_100, squeezenet1_0/1_1,
-# shufflenetv1_g3_100, shufflenetv2_100, efficientnet_b0, efficientnetv2_s; the other counts equal
-# torchvision's builds of the same variants (checked in a scratch script).
+# At 1000 classes. Each count is what torchvision builds for the same variant without weights (timm for
+# mobilenetv1_100, which torchvision lacks); mobilenetv1_025/050/075 and shufflenetv1_g3_100, which neither
+# library has, are this zoo's builds (ShuffleNet v1 g=3 1×: "1.8M" in the SENet paper's Table 3).
 GOLDEN = {
     "mobilenetv1_025": 470_072, "mobilenetv1_050": 1_331_592, "mobilenetv1_075": 2_585_560,
     "mobilenetv1_100": 4_231_976,

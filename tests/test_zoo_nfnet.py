@@ -46,7 +46,7 @@ def _residual_branch(block: NFBlock, x: torch.Tensor) -> torch.Tensor:
 # --- golden counts and sizes -----------------------------------------------------------------------
 
 def test_f0_golden_counts(f0):
-    assert _n_params(f0) == 71_489_284  # timm dm_nfnet_f0 (ZOO_SPEC §1)
+    assert _n_params(f0) == 71_489_284  # timm's dm_nfnet_f0 built without weights
     ten = zoo.create_model("nfnet_f0", num_classes=10)
     assert _n_params(ten) == 71_489_284 - 3073 * 990
 

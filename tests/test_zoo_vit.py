@@ -32,8 +32,8 @@ def cct_14():
 # --- golden counts and MACs -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, count", [
-    ("vit_lite_7_4", 3_716_874),       # ZOO_SPEC, from the Compact Transformers code
-    ("cct_7_3x1_32", 3_760_139),       # ZOO_SPEC, official code
+    ("vit_lite_7_4", 3_716_874),       # built by SHI-Labs/Compact-Transformers' code at 10 classes
+    ("cct_7_3x1_32", 3_760_139),       # the same code; "3.76M" in the CCT paper's CIFAR table
     ("cct_7_3x1_32_sine", 3_760_139 - 256 * 256),  # the same without the learned 256×256 table
 ])
 def test_golden_parameter_counts_at_10_classes(name, count):
@@ -47,7 +47,8 @@ def test_cct_cifar_counts_match_the_paper_table(name, millions):
 
 
 def test_vit_b16_macs_include_attention():
-    # 17.58 GMACs with the QKᵀ and AV matmuls (ZOO_SPEC); without them it would be 16.87.
+    # 17.58 GMACs with the QKᵀ and AV matmuls (timm's vit_base_patch16_224 with fused_attn=False under
+    # fvcore); with fused attention fvcore misses them and gives 16.87.
     assert _gmacs(zoo.create_model("vit_base_patch16_224"), 224) == pytest.approx(17.58, rel=0.02)
 
 

@@ -150,7 +150,7 @@ def _v1_meta(variant: str) -> dict:
 _V2 = dict(family="efficientnet", paper=V2_PAPER, year=2021, min_size=32)
 
 
-# Parameter counts are the built ones (B0 is ZOO_SPEC's golden count; B1-B7 equal torchvision's);
+# Parameter counts are the built ones (B0-B7 equal torchvision's efficientnet_b* builds);
 # top-1 from EfficientNet Table 2.
 @register_model(**_v1_meta("b0"), aliases=("efficientnetb0",), paper_params=5_288_548, paper_top1=77.1)
 def efficientnet_b0(**kwargs):

@@ -6,7 +6,8 @@ see the image only through attention: they get no position embedding and never e
 mixers; in every encoder layer they are concatenated before the patch tokens (full attention over
 registers + patches) and go through that layer's FFN, and they are carried from layer to layer.
 
-Parts (ZOO_SPEC §7, built from the description; no code taken from the authors):
+Parts (as the authors' code in y-akbal/SdP-Net builds them, written here from a description of it; no code
+taken from the authors):
 * patcher: Conv2d(in→C, kernel = stride = patch, no bias), no conv stem.
 * position: ``position="rowcol"`` adds a learned row table and a learned column table
   (Embedding(max_grid, C) each) to the C×H×W grid; ``position="neighbourhood"`` adds a frozen random
@@ -46,11 +47,12 @@ gives no heads or MLP ratio, so the zoo uses its own table (MLP ratio 4, 2 conv 
     sdpnet_xl    768      6      8     14      3     115,666,624        30.11
 
 (sdpnet_xxs is the authors' model-default width/depth/kernel/patch; with their average-pool head
-it has the 5.43M params of ZOO_SPEC. sdpnet_xl has the widths of the authors' ImageNet config.)
+it has about 5.43M params, an analytic count of that default. sdpnet_xl has the widths of the
+authors' ImageNet config.)
 
 * ``sdpnet_authors_imagenet``: the authors' committed ImageNet config ("XL"): C=768, 6 blocks,
   8 heads, patch 14, k=3, encoder first, register head, MLP ratio 4, dropout 0.2. Built in torch it
-  has 115,666,624 params, ZOO_SPEC's analytic count, with 5 register vectors and 16-entry row and
+  has 115,666,624 params, the analytic count of that config, with 5 register vectors and 16-entry row and
   column tables (224/14); with 4 registers it would be 115,665,856, so 5 registers is what that
   count implies (the README's 5; the code's ``num_registers + 1`` with num_registers = 4).
   30.11 GMACs at 224, attention included (FlopCounterMode; fvcore + analytic QKᵀ/AV agree).
