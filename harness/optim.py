@@ -20,73 +20,70 @@ import torch
 import torch.nn as nn
 
 
-class RMSpropTF(torch.optim.Optimizer):
+class _TensorwiseOptimizer(torch.optim.Optimizer):
+    """``step(closure)`` for optimizers that update every tensor on its own, in ``_update(p, state, group)``."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, self.state[p], group)
+        return loss
+
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        raise NotImplementedError
+
+
+class RMSpropTF(_TensorwiseOptimizer):
     """ms ← ρ·ms + (1−ρ)·g²;  buf ← μ·buf + lr·g/√(ms + ε);  w ← w − buf   (ms starts at 1, as in TF1)."""
 
     def __init__(self, params, lr: float, alpha: float = 0.9, eps: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 0.0):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if group["weight_decay"]:
-                    grad = grad.add(p, alpha=group["weight_decay"])
-                state = self.state[p]
-                if not state:
-                    state["square_avg"] = torch.ones_like(p)
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                square_avg = state["square_avg"]
-                square_avg.mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
-                update = grad / (square_avg + group["eps"]).sqrt()
-                buf = state["momentum_buffer"]
-                buf.mul_(group["momentum"]).add_(update, alpha=group["lr"])
-                p.sub_(buf)
-        return loss
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        grad = p.grad
+        if group["weight_decay"]:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        if not state:
+            state["square_avg"] = torch.ones_like(p)
+            state["momentum_buffer"] = torch.zeros_like(p)
+        square_avg = state["square_avg"]
+        square_avg.mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
+        update = grad / (square_avg + group["eps"]).sqrt()
+        buf = state["momentum_buffer"]
+        buf.mul_(group["momentum"]).add_(update, alpha=group["lr"])
+        p.sub_(buf)
 
 
-class Lamb(torch.optim.Optimizer):
+class Lamb(_TensorwiseOptimizer):
     """u = m̂/(√v̂ + ε) + λ·w;  w ← w − lr·(‖w‖/‖u‖)·u   (trust ratio 1 where either norm is 0)."""
 
     def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32)
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                step = state["step"]  # a 0-dim CPU tensor: no device sync for the bias corrections
-                state["exp_avg"].lerp_(p.grad, 1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                m_hat = state["exp_avg"] / (1 - beta1 ** step)
-                v_hat = state["exp_avg_sq"] / (1 - beta2 ** step)
-                update = m_hat / (v_hat.sqrt() + group["eps"]) + group["weight_decay"] * p
-                w_norm, u_norm = p.norm(), update.norm()
-                trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
-                p.sub_(update * (group["lr"] * trust))
-        return loss
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        step = state["step"]  # a 0-dim CPU tensor: no device sync for the bias corrections
+        state["exp_avg"].lerp_(p.grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        m_hat = state["exp_avg"] / (1 - beta1 ** step)
+        v_hat = state["exp_avg_sq"] / (1 - beta2 ** step)
+        update = m_hat / (v_hat.sqrt() + group["eps"]) + group["weight_decay"] * p
+        w_norm, u_norm = p.norm(), update.norm()
+        trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
+        p.sub_(update * (group["lr"] * trust))
 
 
 class SAM(torch.optim.Optimizer):
