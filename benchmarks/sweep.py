@@ -48,9 +48,9 @@ from harness.results import completed_runs
 
 PROTOCOL_DIR = CONFIG_DIR / "protocols"
 PROTOCOL_KEYS = {"description", "dataset", "img_size", "config"}
-# Keys that do not change what a run measures (where it runs and what it writes).
+# Keys that do not change what a run measures (where and how fast it runs, what it writes).
 NOT_IDENTITY = {"resume", "device", "workers", "checkpoint", "checkpoint_dir", "model_save", "results_dir",
-                "plots_dir", "data_dir", "download"}
+                "plots_dir", "data_dir", "download", "amp", "channels_last", "compile", "compile_backend"}
 
 
 @dataclasses.dataclass
@@ -97,16 +97,24 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in NOT_IDENTITY}
 
 
+def same_run(saved: dict[str, Any], wanted: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    """A saved config describes the wanted run if they agree on every key that matters; a key added to the
+    harness after the run was saved matters only if the wanted run sets it away from its default."""
+    saved, wanted = identity(saved), identity(wanted)
+    return all(saved[k] == v if k in saved else v == defaults.get(k) for k, v in wanted.items())
+
+
 def finished_run(cfg: Config) -> dict | None:
     """The completed run in cfg.results_dir with this run's config, if any."""
-    wanted = identity(cfg.to_dict())
+    wanted = cfg.to_dict()
+    defaults = load_yaml(CONFIG_DIR / "base.yaml")
     for summary in completed_runs(cfg.results_dir):
         config_path = Path(cfg.results_dir) / "runs" / summary["run_id"] / "config.yaml"
         try:
             saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             continue
-        if identity(saved) == wanted:
+        if same_run(saved, wanted, defaults):
             return summary
     return None
 

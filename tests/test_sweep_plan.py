@@ -71,3 +71,11 @@ def test_workload_counts_training_validation_and_both_tests():
     assert work.train_images == 54000 * 10 and work.eval_images == 6000 * 10 + 2 * 10000
     assert cost.Workload.of_run("fashion_mnist", 10, 0.1, ema=True).eval_images == 6000 * 20 + 2 * 10000
     assert cost.estimate_seconds(work, 100.0) == pytest.approx(5400 + 80000 / 300)
+
+
+def test_a_key_added_after_a_run_was_saved_does_not_make_it_stale():
+    saved = {"model": "lenet5", "epochs": 10, "device": "cpu"}
+    defaults = {"model": "resnet18", "epochs": 10, "new_key": 0.0}
+    assert sweep.same_run(saved, {"model": "lenet5", "epochs": 10, "new_key": 0.0, "device": "cuda"}, defaults)
+    assert not sweep.same_run(saved, {"model": "lenet5", "epochs": 10, "new_key": 0.5}, defaults)
+    assert not sweep.same_run(saved, {"model": "lenet5", "epochs": 5, "new_key": 0.0}, defaults)
