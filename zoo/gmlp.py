@@ -90,3 +90,20 @@ def gmlp_ti16_224(**kwargs):
 @register_model(**_META, aliases=("gmlp",), paper_params=19_422_656, paper_top1=79.6)
 def gmlp_s16_224(**kwargs):
     return _gmlp(dict(patch_size=16, dim=256, depth=30, ffn_dim=1536), kwargs)
+
+
+# Small-input variants (ours, not the paper's): gMLP-Ti and -S with 4-pixel patches, 64 tokens at 32 px
+# (16-pixel patches leave 4 tokens there, and the spatial gating unit would mix almost nothing).
+_META_SMALL_INPUT = dict(_META, native_size=32, min_size=4)
+
+
+@register_model(**_META_SMALL_INPUT)
+def gmlp_ti_patch4_32(**kwargs):
+    """gMLP-Ti with 4×4 patches for 32-px inputs (the paper's gMLP-Ti/16 sees 196 tokens at 224 px)."""
+    return _gmlp(dict(patch_size=4, dim=128, depth=30, ffn_dim=768), kwargs)
+
+
+@register_model(**_META_SMALL_INPUT)
+def gmlp_s_patch4_32(**kwargs):
+    """gMLP-S with 4×4 patches for 32-px inputs (the paper's gMLP-S/16 sees 196 tokens at 224 px)."""
+    return _gmlp(dict(patch_size=4, dim=256, depth=30, ffn_dim=1536), kwargs)

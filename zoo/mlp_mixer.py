@@ -99,3 +99,20 @@ def mixer_b16_224(**kwargs):
 @register_model(**_META, min_size=32)
 def mixer_b32_224(**kwargs):
     return _mixer(dict(patch_size=32, **_BASE), kwargs)
+
+
+# Small-input variants (ours, not the paper's): at 32 px a 16-pixel patch leaves 4 tokens, so token mixing
+# would mix almost nothing; these keep the paper's S and B widths with 4-pixel patches (64 tokens at 32 px).
+_META_SMALL_INPUT = dict(_META, native_size=32, min_size=4)
+
+
+@register_model(**_META_SMALL_INPUT)
+def mixer_s_patch4_32(**kwargs):
+    """Mixer-S with 4×4 patches for 32-px inputs (the paper's Mixer-S/16 sees 196 tokens at 224 px)."""
+    return _mixer(dict(patch_size=4, **_SMALL), kwargs)
+
+
+@register_model(**_META_SMALL_INPUT)
+def mixer_b_patch4_32(**kwargs):
+    """Mixer-B with 4×4 patches for 32-px inputs (the paper's Mixer-B/16 sees 196 tokens at 224 px)."""
+    return _mixer(dict(patch_size=4, **_BASE), kwargs)

@@ -95,3 +95,11 @@ def resmlp_12(**kwargs):
 @register_model(**_META)
 def resmlp_24(**kwargs):
     return _resmlp(dict(patch_size=16, dim=384, depth=24, layer_scale_init=1e-5), kwargs)
+
+
+# Small-input variant (ours, not the paper's): ResMLP-12 with 4-pixel patches, 64 tokens at 32 px (16-pixel
+# patches leave 4 tokens there, and the cross-patch layer would mix almost nothing).
+@register_model(**dict(_META, native_size=32, min_size=4))
+def resmlp_12_patch4_32(**kwargs):
+    """ResMLP-12 with 4×4 patches for 32-px inputs (the paper's ResMLP-12 sees 196 tokens at 224 px)."""
+    return _resmlp(dict(patch_size=4, dim=384, depth=12, layer_scale_init=0.1), kwargs)

@@ -325,3 +325,21 @@ def vit_p_4gf(**kwargs):
 @register_model(**_META_C, paper_params=86_567_656)
 def vit_p_18gf(**kwargs):
     return _vit_c("18gf", conv_stem=False, **kwargs)
+
+
+# Small-input variants (ours, not the paper's): at 32 px a 16-pixel patch leaves 4 tokens, too few for
+# attention to mean anything, so the Fashion-MNIST and CIFAR protocols run these: the paper's widths and
+# depths with 4-pixel patches, 64 tokens and a class token at 32 px.
+_META_SMALL_INPUT = dict(family="vit", paper=PAPER, year=2021, native_size=32, min_size=4)
+
+
+@register_model(**_META_SMALL_INPUT)
+def vit_tiny_patch4_32(**kwargs):
+    """ViT-Ti with 4×4 patches for 32-px inputs (the paper's ViT-Ti uses 16×16 at 224 px: 196 tokens)."""
+    return _vit_size("tiny", 4, **kwargs)
+
+
+@register_model(**_META_SMALL_INPUT)
+def vit_base_patch4_32(**kwargs):
+    """ViT-B with 4×4 patches for 32-px inputs (the paper's ViT-B/16 uses 16×16 at 224 px: 196 tokens)."""
+    return _vit_size("base", 4, **kwargs)
