@@ -75,6 +75,7 @@ class LastCheckpoint:
     config: dict         # the resolved Config
     run_id: str
     ema: dict | None = None   # only when the recipe keeps an EMA
+    model_spec: dict | None = None  # zoo.saved.ModelSpec as a dict: zoo.load_model rebuilds the model from it
 
     @property
     def selected_weights(self) -> dict[str, torch.Tensor]:
@@ -89,6 +90,7 @@ class BestCheckpoint:
     epoch: int
     config: dict
     run_id: str
+    model_spec: dict | None = None  # as in LastCheckpoint
 
 
 def _payload(ckpt: LastCheckpoint | BestCheckpoint) -> dict[str, Any]:
@@ -192,7 +194,7 @@ def owed_best(last: LastCheckpoint, folder: Path) -> BestCheckpoint | None:
         return None
     if path.is_file() and load_best(path).epoch == epoch:
         return None
-    return BestCheckpoint(last.selected_weights, epoch, last.config, last.run_id)
+    return BestCheckpoint(last.selected_weights, epoch, last.config, last.run_id, last.model_spec)
 
 
 class FolderLock:

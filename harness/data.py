@@ -40,6 +40,14 @@ NORMALISATION = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "synthetic": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
+_NUMERALS = tuple(str(i) for i in range(10))
+# Label index → name, as the datasets' own documentation names them (CIFAR-100's come from its meta file).
+CLASS_NAMES = {
+    "digits": _NUMERALS, "mnist": _NUMERALS, "synthetic": _NUMERALS,
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
 
 
 @dataclass
@@ -170,6 +178,19 @@ def load_cifar(cfg: Config, name: str) -> tuple[Split, Split]:
         splits.append(Split(torch.from_numpy(np.concatenate([p[0] for p in parts])),
                             torch.from_numpy(np.concatenate([p[1] for p in parts]))))
     return splits[0], splits[1]
+
+
+def cifar100_class_names(cfg: Config) -> tuple[str, ...]:
+    """The fine label names from CIFAR-100's meta file (numbers when it is missing or unreadable)."""
+    path = _data_dirs(cfg)[0] / "cifar-100-python" / "meta"
+    try:
+        with open(path, "rb") as handle:
+            names = _NumpyOnlyUnpickler(handle, encoding="latin1").load()["fine_label_names"]
+        if len(names) == 100 and all(isinstance(n, str) for n in names):
+            return tuple(names)
+    except (OSError, EOFError, KeyError, TypeError, pickle.UnpicklingError):
+        pass
+    return tuple(str(i) for i in range(100))
 
 
 def _try_download(torchvision_name: str, root: Path) -> None:
@@ -333,6 +354,7 @@ class Streams:
     in_chans: int
     sizes: tuple[int, int, int]   # train / val / test sample counts
     synthetic: bool = False
+    class_names: tuple[str, ...] = ()   # label index → name
 
     def use_channels_last(self) -> None:
         """Batches in NHWC layout, to match a channels_last model."""
@@ -358,7 +380,7 @@ def open_data(cfg: Config, img_size: int, device: torch.device, ranks: Dist = Di
                                                    workers=cfg.workers, augment=augment, **common)
         sizes = (len(order) - n_val, n_val, len(test_samples))
         streams = Streams("imagenet", make(pick(order[n_val:]), True), make(pick(order[:n_val]), False),
-                          make(test_samples, False), len(classes), 3, sizes)
+                          make(test_samples, False), len(classes), 3, sizes, class_names=tuple(classes))
     else:
         data = load_tensor_data(cfg, img_size)
         splits = [split.to(device) for split in (data.train, data.val, data.test)]
@@ -366,7 +388,8 @@ def open_data(cfg: Config, img_size: int, device: torch.device, ranks: Dist = Di
                           BatchStream(splits[0], train=True, seed=cfg.seed, crop_padding=cfg.crop_padding,
                                       hflip=cfg.hflip, augment=build_batch_augment(cfg), **common),
                           BatchStream(splits[1], train=False, **common), BatchStream(splits[2], train=False, **common),
-                          data.num_classes, data.in_chans, tuple(len(s) for s in splits), data.synthetic)
+                          data.num_classes, data.in_chans, tuple(len(s) for s in splits), data.synthetic,
+                          CLASS_NAMES.get(data.name) or cifar100_class_names(cfg))
     if len(streams.train) == 0:
         raise UsageError(f"batch_size {cfg.batch_size} per process is larger than the {streams.sizes[0]} training "
                          f"images of {cfg.dataset} shared by {ranks.world_size} process(es): use a smaller --batch-size")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, IO
@@ -72,3 +73,9 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> None:
     that no other live process writes to)."""
     for tmp in Path(folder).glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def safe_filename(name: str) -> str:
+    """``name`` as a file-name part valid on every system: characters other than letters, digits, '.', '_'
+    and '-' (the ':' of tv:/timm: models, '/' of paths) become '-'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from harness.io import write_json, write_text, write_yaml
+from harness.io import safe_filename, write_json, write_text, write_yaml
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
                   "epoch_time_s", "images_per_s"]
@@ -24,7 +24,7 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "
 
 def new_run_id(model: str, dataset: str, seed: int) -> str:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}_{model}_{dataset}_s{seed}_{secrets.token_hex(3)}"
+    return f"{stamp}_{safe_filename(model)}_{safe_filename(dataset)}_s{seed}_{secrets.token_hex(3)}"
 
 
 class RunRecord:
@@ -47,13 +47,23 @@ class RunRecord:
         write_json(self.folder / "summary.json", summary)
 
 
-def environment() -> dict[str, Any]:
+def environment(device: torch.device) -> dict[str, Any]:
+    """The hardware and software a run used: the GPU and CUDA version only when it ran on a GPU."""
+    on_gpu = device.type == "cuda"
     return {
-        "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else (platform.processor() or "cpu"),
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if on_gpu else (platform.processor() or "cpu"),
         "torch_version": torch.__version__,
-        "cuda_version": torch.version.cuda,
+        **({"cuda_version": torch.version.cuda} if on_gpu else {}),
         "git_commit": _git_commit(),
     }
+
+
+def recipe_used(cfg) -> str:
+    """"paper" only when a paper recipe was applied (configs/models/<family>.yaml exists for the model; a tv: or
+    timm: model has none), else "seed": the uniform defaults."""
+    from harness.config import model_recipe_layers
+    return "paper" if cfg.recipe == "paper" and model_recipe_layers(cfg.model) else "seed"
 
 
 def _git_commit() -> str:

@@ -29,7 +29,7 @@ from harness.data import BatchStream, Streams, open_data
 from harness.distributed import Dist, init_distributed, shutdown, weights_in_sync
 from harness.errors import TrainingDiverged, UsageError
 from harness.faults import kill_point
-from harness.io import check_writable, remove_stale_temporaries, write_bytes, write_yaml
+from harness.io import check_writable, remove_stale_temporaries
 from harness.plots import plot_curves
 from harness.augment import MixupCutmix
 from harness.ema import ModelEma
