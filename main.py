@@ -2,7 +2,8 @@
 
 Every key of configs/base.yaml can be set as --key=value (dashes or underscores); booleans take
 true/false/1/0/yes/no or stand bare for true. --config=FILE adds a YAML layer, --list-models lists
-the registry, --debug shows tracebacks.
+the registry (--list-models=PATTERN: a wildcard like 'resnet*', or a word the names contain), --debug shows
+tracebacks. After training: python -m harness.evaluate and python -m harness.predict (see their --help).
 
 Exit codes: 0 done; 1 the training diverged (NaN/inf loss: the run's summary says "failed", its last good
 checkpoint is untouched); 2 bad input (one line on stderr says what and how to fix it; nothing written);
@@ -17,9 +18,15 @@ from harness.config import build_config, parse_command_line
 from harness.errors import TrainingDiverged, UsageError
 
 
-def list_models_table() -> str:
+def list_models_table(pattern: str = "*") -> str:
+    """The registered models whose name or alias matches PATTERN (a shell wildcard; a plain word matches
+    names containing it)."""
+    names = zoo.list_models(pattern if any(c in pattern for c in "*?[") else f"*{pattern}*")
+    if not names:
+        raise UsageError(f"no registered model matches {pattern!r}: try a shorter word or a wildcard "
+                         f"(--list-models='resnet*'), or --list-models for all")
     lines = [f"{'model':32} {'family':12} {'aliases':24} {'native':>6} {'min':>4}  paper"]
-    for name in zoo.list_models():
+    for name in names:
         info = zoo.get_model_info(name)
         lines.append(f"{name:32} {info.family:12} {','.join(info.aliases):24} {info.native_size:>6} "
                      f"{info.min_size:>4}  {info.paper} ({info.year})")
@@ -35,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             print(__doc__.strip())
             return 0
         if flags["list_models"]:
-            print(list_models_table())
+            print(list_models_table(flags["list_models"]))
             return 0
         cfg = build_config(keys, flags["config"])
         from harness.train import run  # the heavy imports wait until the input is known to be good

@@ -25,7 +25,7 @@ import torch
 
 from harness.config import Config
 from harness.errors import UsageError
-from harness.io import remove_stale_temporaries, write_bytes
+from harness.io import remove_stale_temporaries, safe_filename, write_bytes
 
 FORMAT_VERSION = 1
 # Keys a resumed run may change without breaking exact continuation of the interrupted one.
@@ -34,7 +34,7 @@ RESUME_MAY_CHANGE = {"epochs", "resume", "device", "workers", "checkpoint", "che
 
 
 def checkpoint_folder(cfg: Config) -> Path:
-    return Path(cfg.checkpoint_dir) / f"{cfg.model}_{cfg.dataset}_s{cfg.seed}"
+    return Path(cfg.checkpoint_dir) / f"{safe_filename(cfg.model)}_{cfg.dataset}_s{cfg.seed}"
 
 
 def capture_rng() -> dict[str, Any]:

@@ -628,7 +628,7 @@ COMMAND_FLAGS = {"config", "debug", "help", "list_models"}
 
 def _is_boolean(name: str) -> bool:
     """Keys that may stand bare (``--sam``): booleans and the choices that take boolean spellings."""
-    if name in COMMAND_FLAGS - {"config"}:
+    if name in COMMAND_FLAGS - {"config", "list_models"}:
         return True
     return name in FIELDS and (HINTS[name] is bool or "true" in domain(name).choices)
 
@@ -640,7 +640,7 @@ def parse_command_line(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]
     really is false. Dashes and underscores in keys are the same. A key or flag given twice is refused.
     """
     keys: dict[str, Any] = {}
-    flags: dict[str, Any] = {"config": None, "debug": False, "help": False, "list_models": False}
+    flags: dict[str, Any] = {"config": None, "debug": False, "help": False, "list_models": None}
     given: set[str] = set()
     i = 0
     while i < len(argv):
@@ -668,6 +668,8 @@ def parse_command_line(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]
                 if not has_value or not value.strip():
                     raise UsageError("--config needs a file: --config=path/to/file.yaml")
                 flags["config"] = value
+            elif name_key == "list_models":  # bare: every model; --list-models=PATTERN filters
+                flags["list_models"] = value.strip() if has_value and value.strip().lower() not in _TRUE else "*"
             else:
                 flags[name_key] = _coerce_flag(name_key, value if has_value else "true")
             continue
