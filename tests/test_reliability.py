@@ -100,7 +100,7 @@ def test_two_runs_started_together_keep_every_file(tmp_path):
     assert len(runs) == 2
     for run in runs:
         assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.csv", "summary.json", "model.safetensors",
-                                                   "model.yaml"}
+                                                   "model.yaml", "curves_accuracy.png", "curves_loss.png"}
     assert sorted(s["run_id"] for s in completed_runs(str(tmp_path / "results"))) == [r.name for r in runs]
 
 
