@@ -8,7 +8,7 @@ the clock is read; the median of the repeats is reported.
 Options: --batch-size (default 256 on a GPU, 16 on the CPU), --img-size (a number, or native: each
 model's native size), --device auto|cpu|cuda, --precision fp32|bf16|fp16|auto (autocast; fp16 trains
 with a gradient scaler), --channels-last[=auto|true|false], --compile, --no-train / --no-infer,
---latency (also batch-1 inference latency), --out FILE.
+--latency (also batch-1 inference latency), --out FILE, --resume (measure only what --out lacks).
 
 ``auto`` measures every candidate the training harness would consider (harness/fastpath.py: on a CPU,
 fp32 and — where the CPU has native bf16 — bf16, each in NCHW and channels_last; on a GPU, bf16 NCHW)
@@ -46,7 +46,7 @@ TIMM_COLUMNS = ["model", "infer_samples_per_sec", "infer_step_time", "infer_batc
                 "train_samples_per_sec", "train_step_time", "train_batch_size", "train_img_size", "param_count",
                 "infer_gmacs"]
 COLUMNS = TIMM_COLUMNS + ["latency_bs1_ms", "device", "device_name", "precision", "channels_last", "fastest",
-                          "compile", "num_classes", "in_chans", "torch_version", "cuda_version", "load_1m"]
+                          "compile", "num_classes", "in_chans", "torch_version", "cuda_version", "load_1m", "measure_s"]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -210,6 +210,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-train", dest="train", action="store_false")
     parser.add_argument("--no-infer", dest="infer", action="store_false")
     parser.add_argument("--latency", action="store_true", help="also batch-1 inference latency (ms)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --out and measure only the missing ones")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=3)
@@ -241,8 +243,12 @@ def main(argv: list[str]) -> int:
     failed = []
     for name in names:
         for setting in settings_to_measure(args, device):
+            if args.resume and (name, setting.precision, str(setting.channels_last)) in rows:
+                continue
             try:
+                started = time.perf_counter()
                 row = benchmark(name, setting, device, complexity_rows)
+                row["measure_s"] = round(time.perf_counter() - started, 1)
             except (zoo.ModelConfigError, RuntimeError) as err:  # one model failing (OOM, bad size) stops nothing
                 failed.append(name)
                 print(f"{name}: FAILED: {str(err).splitlines()[0]}", file=sys.stderr)
