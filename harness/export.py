@@ -65,7 +65,8 @@ def model_card(spec: ModelSpec, summary: dict[str, Any], sha256: str) -> str:
                   "options": spec.model_kwargs, "params": summary["params"], "num_classes": spec.num_classes},
         "input": {"channels": spec.in_chans, "size": spec.img_size, "mean": list(spec.mean), "std": list(spec.std),
                   "crop_fraction": spec.crop_fraction,
-                  "pixels": "resized (bilinear) to size x size, then (x / 255 - mean) / std"},
+                  "pixels": ("the centre square of crop_fraction of the shorter side, " if spec.crop_fraction < 1
+                             else "the whole image, ") + "resized (bilinear) to size x size, then (x / 255 - mean) / std"},
         "classes": list(spec.class_names),
         "training": {key: summary[key] for key in ("run_id", "dataset", "recipe", "epochs", "batch_size", "seed",
                                                    "best_epoch", "best_val_top1", "git_commit") if key in summary},

@@ -124,6 +124,29 @@ def test_preprocessing_is_the_evaluation_input_bit_for_bit(trained):
     assert torch.equal(mine, batch)
 
 
+def test_imagenet_style_preprocessing_crops_as_the_harness_does():
+    from harness.imagenet import augment
+    from harness.pixels import Normalise
+    spec = zoo.ModelSpec(model="lenet5", num_classes=10, in_chans=3, img_size=24, mean=(0.5, 0.4, 0.3),
+                         std=(0.2, 0.25, 0.3), crop_fraction=0.875)
+    image = torch.randint(0, 256, (3, 40, 52), dtype=torch.uint8)
+    harness_input = Normalise((spec.mean, spec.std), torch.device("cpu"))(augment(image, 24, False, None)[None])[0]
+    mine = zoo.saved.preprocessing(spec)(image)
+    assert mine.shape == harness_input.shape
+    assert (mine - harness_input).abs().max() <= 1.001 / (min(spec.std) * 255)  # at most one grey level apart
+
+
+def test_the_zoo_loads_saved_models_without_the_harness(trained):
+    import subprocess
+    import sys
+    code = (f"import sys, zoo; m = zoo.load_model({str(trained['run'])!r}); "
+            "print(sorted(n for n in sys.modules if n.split('.')[0] == 'harness'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------- bad input
 
 
