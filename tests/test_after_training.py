@@ -175,6 +175,8 @@ def forged_files(folder: Path, trained) -> dict[str, Path]:
                        "'num_classes' must be int"),
         "unknown model": (with_spec("unknown.safetensors", json.dumps({**spec, "model": "lenet9"})),
                           "cannot be built here"),
+        "unknown option": (with_spec("option.safetensors", json.dumps({**spec, "model_kwargs": {"wings": 2}})),
+                           "cannot be built here"),
         "weights misfit": (with_spec("misfit.safetensors", json.dumps({**spec, "num_classes": 7,
                                                                        "class_names": []})), "do not fit"),
         "mean length": (with_spec("mean.safetensors", json.dumps({**spec, "mean": [0.1, 0.2]})),

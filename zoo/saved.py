@@ -106,7 +106,6 @@ class ModelSpec:
         return self.class_names[index] if self.class_names else str(index)
 
 
-
 def _checked(value: Any, hint: Any, where: str) -> Any:
     """``value`` as the annotated type (JSON lists become tuples), or a SavedModelError."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -169,12 +168,11 @@ def read_saved(path: str | Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
 
 
 def _read_safetensors(path: Path) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        weights = load_file(str(path))
+            weights = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise SavedModelError(f"{path} is not a readable safetensors file ({_first_line(err)})") from None
     if SPEC_KEY not in metadata:
@@ -213,8 +211,8 @@ def build_model(spec: ModelSpec, weights: dict[str, torch.Tensor], source: str) 
     try:
         model = create_model(spec.model, num_classes=spec.num_classes, in_chans=spec.in_chans,
                              img_size=spec.img_size, **spec.model_kwargs)
-    except ModelConfigError as err:
-        raise SavedModelError(f"{source}: its model cannot be built here ({err})") from None
+    except (ModelConfigError, TypeError, ValueError) as err:  # the options come from the file
+        raise SavedModelError(f"{source}: its model cannot be built here ({_first_line(err)})") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
