@@ -45,6 +45,7 @@ class ModelResult:
     params: int = 0
     train_images_per_s: list[float] = field(default_factory=list)
     device_names: set[str] = field(default_factory=set)
+    wall_time_s: list[float] = field(default_factory=list)                  # per seed: training + validation
     curves: list[list[tuple[int, float]]] = field(default_factory=list)   # per seed: (epoch, val top-1)
 
     @property
@@ -92,6 +93,7 @@ def collect_runs(results_dir: str) -> dict[Group, dict[str, ModelResult]]:
         result.params = int(summary["params"])
         result.train_images_per_s.append(float(summary.get("train_images_per_s", 0.0)))
         result.device_names.add(str(summary.get("device_name", "")))
+        result.wall_time_s.append(float(summary.get("wall_time_s", 0.0)))
         result.curves.append(_read_curve(folder))
     return dict(sorted(groups.items(), key=lambda kv: kv[0].slug))
 
@@ -114,16 +116,57 @@ class SpeedSet:
         return f"{self.device_name}, {self.precision}, batch {self.batch_size}, {layout}{compiled}"
 
 
-def choose_speed_set(speed_files: list[Path]) -> SpeedSet | None:
-    """The set covering the most models, GPU sets first; ties broken by the set's description."""
+def choose_speed_set(speed_files: list[Path], device: str = "cuda") -> SpeedSet | None:
+    """The set of ``device`` rows covering the most models; ties broken by the set's description."""
     sets: dict[tuple, dict[str, dict[str, str]]] = {}
     for path in sorted(speed_files):
         for row in read_csv(path):
+            if row.get("device", "") != device:
+                continue
             key = (row.get("device", ""), row.get("device_name", ""), row.get("precision", ""),
                    row.get("train_batch_size", "") or row.get("infer_batch_size", ""), row.get("channels_last", ""),
                    row.get("compile", ""))
             sets.setdefault(key, {})[row["model"]] = row
     if not sets:
         return None
-    key = min(sets, key=lambda k: (k[0] != "cuda", -len(sets[k]), k))
+    key = min(sets, key=lambda k: (-len(sets[k]), k))
     return SpeedSet(*key, rows=sets[key])
+
+
+@dataclass
+class InferenceSet:
+    """CPU inference of one machine at one batch size: per model, the fastest candidate setting's throughput
+    and the lowest batch-1 latency over the settings (benchmarks.speed --precision=auto --latency)."""
+    device_name: str
+    batch_size: str
+    throughput: dict[str, dict[str, str]]     # model → its fastest row at batch_size
+    latency: dict[str, dict[str, str]]        # model → its row with the lowest batch-1 latency
+    measure_s: float                          # seconds spent measuring every row of the set
+    max_load: float                           # highest 1-minute load average seen while measuring
+
+    @staticmethod
+    def setting(row: dict[str, str]) -> str:
+        return f"{row['precision']}{'·CL' if row.get('channels_last') == 'True' else ''}"
+
+
+def choose_inference_set(speed_files: list[Path]) -> InferenceSet | None:
+    """The CPU set with batch-1 latencies that covers the most models."""
+    sets: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for path in sorted(speed_files):
+        for row in read_csv(path):
+            if row.get("device") == "cpu" and row.get("latency_bs1_ms") and row.get("infer_samples_per_sec"):
+                sets.setdefault((row["device_name"], row["infer_batch_size"]), []).append(row)
+    if not sets:
+        return None
+    key = min(sets, key=lambda k: (-len({r["model"] for r in sets[k]}), k))
+    throughput: dict[str, dict[str, str]] = {}
+    latency: dict[str, dict[str, str]] = {}
+    for row in sets[key]:
+        name = row["model"]
+        if name not in throughput or float(row["infer_samples_per_sec"]) > float(throughput[name]["infer_samples_per_sec"]):
+            throughput[name] = row
+        if name not in latency or float(row["latency_bs1_ms"]) < float(latency[name]["latency_bs1_ms"]):
+            latency[name] = row
+    measured = sum(float(r.get("measure_s") or 0) for r in sets[key])
+    load = max((float(r.get("load_1m") or 0) for r in sets[key]), default=0.0)
+    return InferenceSet(key[0], key[1], throughput, latency, measured, load)

@@ -33,20 +33,55 @@ def pareto_front(points: list[tuple[float, float]], lower_x_better: bool) -> lis
     return front
 
 
-def scatter(points: dict[str, tuple[float, float]], title: str, xlabel: str, path: Path,
+# Where a label may sit around its point, in points: right, above, left, below, then the diagonals.
+LABEL_OFFSETS = [(5, 3), (0, 8), (-5, 3), (0, -11), (5, -9), (-5, -9), (5, 11), (-5, 11)]
+
+
+def place_labels(ax, points: dict[str, tuple[float, float]]) -> None:
+    """Each label at the first offset where it overlaps no label placed before it (the least-overlapping
+    offset where every one does), points taken from the most crowded first."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for name, (x, y) in sorted(points.items(), key=lambda item: item[1][1]):
+        best = None
+        for dx, dy in LABEL_OFFSETS:
+            text = ax.annotate(name, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=6.5,
+                               ha="left" if dx > 0 else "right" if dx < 0 else "center", va="center")
+            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+            overlap = sum(box.overlaps(other) for other in placed)
+            if best is None or overlap < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (overlap, text, box)
+            else:
+                text.remove()
+            if overlap == 0:
+                break
+        placed.append(best[2])
+
+
+def scatter(points: dict[str, tuple[float, float]], families: dict[str, str], title: str, xlabel: str, path: Path,
             lower_x_better: bool = True) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for name, (x, y) in sorted(points.items()):
-        ax.scatter([x], [y], s=25, zorder=3)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    """Models coloured by family (legend), the Pareto front dashed, labels kept apart."""
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    names_by_family: dict[str, list[str]] = {}
+    for name in sorted(points):
+        names_by_family.setdefault(families.get(name, "other"), []).append(name)
+    colours = plt.get_cmap("tab20")
+    for i, (family, names) in enumerate(sorted(names_by_family.items())):
+        ax.scatter([points[n][0] for n in names], [points[n][1] for n in names], s=28, zorder=3,
+                   color=colours(i % 20), label=family, edgecolors="black", linewidths=0.4)
     front = pareto_front(list(points.values()), lower_x_better)
     if len(front) > 1:
         xs, ys = zip(*sorted(front))
         ax.plot(xs, ys, linestyle="--", color="grey", zorder=2, label="Pareto front")
-        ax.legend(loc="lower right")
     ax.set_xscale("log")
-    ax.set(title=title, xlabel=xlabel, ylabel="test top-1 (%)")
+    ax.set(xlabel=xlabel, ylabel="test top-1 (%)")
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="family", title_fontsize=8)
+    fig.tight_layout()
+    place_labels(ax, points)
     save_figure(fig, path)
     return path
 
@@ -71,6 +106,9 @@ def comparison_plots(groups: dict, complexity_rows: list[dict], plots_dir: str) 
     paths = []
     for group, results in groups.items():
         base = Path(plots_dir) / f"compare_{group.slug}"
+        families = {name: r.family for name, r in results.items()}
+        devices = sorted({d for r in results.values() for d in r.device_names if d})
+        where = f"{group.label}; trained on {', '.join(devices) or 'unknown hardware'}"
         in_chans, num_classes = dataset_geometry(group.dataset)
         gmacs = {}
         for name, result in results.items():
@@ -78,19 +116,18 @@ def comparison_plots(groups: dict, complexity_rows: list[dict], plots_dir: str) 
             if counted:
                 gmacs[name] = (float(counted["gmacs"]), result.mean)
         if gmacs:
-            paths.append(scatter(gmacs, f"{group.label}: top-1 against GMACs", "GMACs at the input used (log)",
+            paths.append(scatter(gmacs, families, f"Top-1 against GMACs — {where}", "GMACs at the input used (log)",
                                  base.with_name(base.name + "_top1_vs_gmacs.png")))
         params = {name: (r.params / 1e6, r.mean) for name, r in results.items() if r.params}
-        paths.append(scatter(params, f"{group.label}: top-1 against parameters", "parameters (M, log)",
+        paths.append(scatter(params, families, f"Top-1 against parameters — {where}", "parameters (M, log)",
                              base.with_name(base.name + "_top1_vs_params.png")))
-        devices = sorted({d for r in results.values() for d in r.device_names if d})
         speed = {name: (sum(r.train_images_per_s) / len(r.train_images_per_s), r.mean)
                  for name, r in results.items() if r.train_images_per_s and min(r.train_images_per_s) > 0}
         if speed:
-            paths.append(scatter(speed, f"{group.label}: top-1 against training throughput",
-                                 f"training images/s during the runs (log; {', '.join(devices)})",
+            paths.append(scatter(speed, families, f"Top-1 against training throughput — {where}",
+                                 "training images/s during the runs (log; a shared machine: lower bounds)",
                                  base.with_name(base.name + "_top1_vs_throughput.png"), lower_x_better=False))
-        paths.append(validation_curves(results, f"{group.label}: validation top-1",
+        paths.append(validation_curves(results, f"Validation top-1 — {where}",
                                        base.with_name(base.name + "_val_curves.png")))
     return paths
 

@@ -43,6 +43,7 @@ from benchmarks import cost, profile
 from benchmarks.common import ArgumentParser, dataset_geometry, read_csv, run_command, select_models
 from harness import checkpoint
 from harness.config import CONFIG_DIR, Config, build_config, load_yaml, parse_command_line
+from harness.config import defaults as config_defaults
 from harness.errors import UsageError
 from harness.results import completed_runs
 
@@ -107,7 +108,7 @@ def same_run(saved: dict[str, Any], wanted: dict[str, Any], defaults: dict[str, 
 def finished_run(cfg: Config) -> dict | None:
     """The completed run in cfg.results_dir with this run's config, if any."""
     wanted = cfg.to_dict()
-    defaults = load_yaml(CONFIG_DIR / "base.yaml")
+    defaults = config_defaults()
     for summary in completed_runs(cfg.results_dir):
         config_path = Path(cfg.results_dir) / "runs" / summary["run_id"] / "config.yaml"
         try:

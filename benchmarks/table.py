@@ -8,6 +8,7 @@ depends only on those inputs: running it twice changes nothing. A cell with no m
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 import zoo
-from benchmarks import collect, profile
+from benchmarks import collect, cost, profile
 from benchmarks.common import ArgumentParser, dataset_geometry, read_csv, run_command
 from harness.errors import UsageError
 from harness.io import write_text
@@ -92,14 +93,64 @@ def table_models(groups) -> list[str]:
     return sorted(names, key=order)
 
 
+INFERENCE_COMMAND = ("python -m benchmarks.speed --models=all --device=cpu --no-train --precision=auto "
+                     "--channels-last=auto --batch-size=32 --latency --warmup=1 --steps=1 --repeats=3 --resume")
+
+
+def inference_cells(inference: collect.InferenceSet | None, name: str) -> list[str]:
+    """CPU batch-1 latency (ms) and batch-N throughput (img/s), each at its fastest setting, named."""
+    if inference is None or name not in inference.throughput:
+        return [MISSING, MISSING]
+    fast, quick = inference.throughput[name], inference.latency[name]
+    return [f"{float(quick['latency_bs1_ms']):.1f} ({inference.setting(quick)})",
+            f"{fmt_rate(fast['infer_samples_per_sec'])} ({inference.setting(fast)})"]
+
+
+def inference_note(inference: collect.InferenceSet | None, n_models: int) -> str:
+    if inference is None:
+        return f"¹ CPU inference: not measured yet (`{INFERENCE_COMMAND}`)."
+    return (f"¹ CPU inference from `{INFERENCE_COMMAND}` on {inference.device_name}: each model at its native size "
+            f"in the fastest of the fast-path settings (fp32/bf16 × NCHW/channels_last, ·CL), named in the cell; "
+            f"{len(inference.throughput)} of {n_models} models, {inference.measure_s / 3600:.2f} h of measuring in "
+            f"all; the machine was shared while measuring (1-minute load average up to {inference.max_load:.1f} "
+            f"on its 2 cores, per row in the CSV), so the figures are lower bounds.")
+
+
+def accuracy_note(group, results: dict, complexity_rows: list[dict], n_models: int) -> str:
+    """What produced a protocol column, on which hardware, how long it took and how long the whole takes."""
+    devices = sorted({d for r in results.values() for d in r.device_names if d})
+    spent = sum(sum(r.wall_time_s) for r in results.values())
+    in_chans, num_classes = dataset_geometry(group.dataset)
+    workload = cost.Workload.of_run(group.dataset, group.epochs, val_fraction=0.1)
+    full = 0.0
+    for name in zoo.list_models():
+        info = zoo.get_model_info(name)
+        counted = profile.lookup(complexity_rows, name, max(32, info.min_size), in_chans, num_classes)
+        if counted:
+            full += cost.estimate_seconds(workload, cost.CPU_PRIOR.train_images_per_s(float(counted["gmacs"])))
+    return (f"{group.label}: {len(results)} of {n_models} models measured on {', '.join(devices) or 'unknown'}, "
+            f"{spent / 3600:.1f} h of training and validation in all; the whole column would take about "
+            f"{full / 3600:.0f} h on this CPU at the benchmarks/cost.py prior.")
+
+
+def headline_figure(groups: dict, plots_dir: str, readme: Path) -> str | None:
+    """The top-1-against-GMACs plot of the group with the most models, as a link relative to the README."""
+    if not groups:
+        return None
+    group = max(groups, key=lambda g: (len(groups[g]), g.slug))
+    plot = Path(plots_dir) / f"compare_{group.slug}_top1_vs_gmacs.png"
+    return f"![{group.label}: top-1 against GMACs]({os.path.relpath(plot, readme.resolve().parent)})"
+
+
 def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
-                    groups: dict) -> str:
+                    groups: dict, inference: collect.InferenceSet | None = None, figure: str | None = None) -> str:
     published = seed_published()
-    speed_note = f"{speed.label}" if speed else "no throughput measured yet"
-    header = ["model", "family", "year", "params (M)", "GMACs @ native size", "train img/s ¹", "infer img/s ¹"]
+    speed_note = f"{speed.label}" if speed else "no GPU throughput measured yet"
+    header = ["model", "family", "year", "params (M)", "GMACs @ native size", "CPU infer ms, batch 1 ¹",
+              "CPU infer img/s, batch 32 ¹", "train img/s ²", "infer img/s ²"]
     for group in groups:
         header += [f"top-1 % {group.label}", f"GMACs @ {group.dataset} input"]
-    header += ["paper ImageNet top-1 %", "seed README CIFAR-10 top-1 % ²"]
+    header += ["paper ImageNet top-1 %", "seed README CIFAR-10 top-1 % ³"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in table_models(groups):
         info = model_info(name)
@@ -108,7 +159,7 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
         cells = [f"`{name}`", info.family if info else MISSING,
                  str(info.year) if info and info.year else MISSING,
                  f"{int(native['params']) / 1e6:.2f}" if native else MISSING,
-                 fmt_gmacs(native["gmacs"]) if native else MISSING,
+                 fmt_gmacs(native["gmacs"]) if native else MISSING, *inference_cells(inference, name),
                  speed_cell(speed_row, "train", info), speed_cell(speed_row, "infer", info)]
         for group, results in groups.items():
             result = results.get(name)
@@ -126,6 +177,7 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
     notes = [
         "_Generated by `python -m benchmarks.table` from `results/`; do not edit by hand._",
         "",
+        *([figure, ""] if figure else []),
         "GMACs: multiply-accumulates of one forward pass at batch 1, attention included "
         "(`python -m benchmarks.profile`; native size: 3 channels, 1000 classes). Top-1: test accuracy at the "
         "best-validation epoch, mean ± sample std over seeds, (n) = number of seeds. "
@@ -133,8 +185,10 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
         "",
         *lines,
         "",
-        f"¹ Throughput from `python -m benchmarks.speed`: {speed_note}.",
-        "² Published by the seed project (Mayurji/CNNs-PyTorch README: CIFAR-10, 10 epochs, 224 px, its own "
+        inference_note(inference, len(zoo.list_models())),
+        f"² GPU throughput from `python -m benchmarks.speed`: {speed_note}.",
+        *[accuracy_note(group, results, complexity_rows, len(zoo.list_models())) for group, results in groups.items()],
+        "³ Published by the seed project (Mayurji/CNNs-PyTorch README: CIFAR-10, 10 epochs, 224 px, its own "
         "per-model schedules); not measured here.",
     ]
     if groups:
@@ -197,11 +251,14 @@ def main(argv: list[str]) -> int:
     if not readme.is_file():
         raise UsageError(f"{readme} does not exist: pass --readme=PATH")
     complexity_rows = read_csv(Path(args.results_dir) / "complexity.csv")
-    speed = collect.choose_speed_set(list((Path(args.results_dir) / "speed").glob("*.csv")))
+    speed_files = list((Path(args.results_dir) / "speed").glob("*.csv"))
+    speed = collect.choose_speed_set(speed_files, "cuda")
+    inference = collect.choose_inference_set(speed_files)
     groups = collect.collect_runs(args.results_dir)
     text = readme.read_text(encoding="utf-8")
-    updated = replace_between(text, TABLE_MARKERS, benchmark_table(complexity_rows, speed, groups),
-                              readme)
+    figure = headline_figure(groups, str(Path(args.plots_dir).resolve()), readme) if args.plots else None
+    updated = replace_between(text, TABLE_MARKERS,
+                              benchmark_table(complexity_rows, speed, groups, inference, figure), readme)
     updated = replace_between(updated, MODEL_LIST_MARKERS, model_list(complexity_rows), readme)
     if updated != text:
         write_text(readme, updated)

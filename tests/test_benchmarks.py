@@ -231,6 +231,14 @@ def fixture_results(tmp_path):
                          "infer_batch_size": 256, "train_batch_size": 256, "infer_img_size": 224,
                          "train_img_size": 224, "device": "cuda",
                          "device_name": "Test GPU 80GB", "precision": "bf16", "channels_last": True, "compile": False})
+    with open(results / "speed" / "cpu.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=speed.COLUMNS)
+        writer.writeheader()
+        for precision, layout, rate, latency in (("fp32", False, 900.0, 5.0), ("bf16", True, 800.0, 4.2)):
+            writer.writerow({"model": "resnet18", "infer_samples_per_sec": rate, "infer_batch_size": 32,
+                             "infer_img_size": 224, "latency_bs1_ms": latency, "device": "cpu",
+                             "device_name": "CPU Test Xeon (2 threads)", "precision": precision,
+                             "channels_last": layout, "load_1m": 3.5, "measure_s": 10})
     readme = tmp_path / "README.md"
     readme.write_text("# title\n\n" + "\n".join(table.TABLE_MARKERS) + "\n\ntext\n\n" +
                       "\n".join(table.MODEL_LIST_MARKERS) + "\n\nend\n")
@@ -265,14 +273,18 @@ def test_table_aggregates_seeds_marks_missing_and_is_idempotent(fixture_results)
     assert resnet["top-1 % fashion_mnist · fmnist (10 ep, paper recipe)"] == expected == "92.00 ± 2.00 (3)"
     assert resnet["GMACs @ fashion_mnist input"] == "0.0355 @32px"
     assert resnet["params (M)"] == "11.69" and resnet["GMACs @ native size"] == "1.82"
-    assert resnet["train img/s ¹"] == "1500" and resnet["infer img/s ¹"] == "5000"
-    assert resnet["paper ImageNet top-1 %"] == "72.1" and resnet["seed README CIFAR-10 top-1 % ²"] == "74.90"
+    assert resnet["train img/s ²"] == "1500" and resnet["infer img/s ²"] == "5000"
+    assert resnet["CPU infer ms, batch 1 ¹"] == "4.2 (bf16·CL)" and resnet["CPU infer img/s, batch 32 ¹"] == "900 (fp32)"
+    assert resnet["paper ImageNet top-1 %"] == "72.1" and resnet["seed README CIFAR-10 top-1 % ³"] == "74.90"
     vit = dict(zip(columns, rows["vit_tiny_patch16_224"]))
     assert vit["top-1 % fashion_mnist · fmnist (10 ep, paper recipe)"] == "80.00 (1)"
-    assert vit["train img/s ¹"] == "—" and vit["params (M)"] == "—"
+    assert vit["train img/s ²"] == "—" and vit["params (M)"] == "—" and vit["CPU infer ms, batch 1 ¹"] == "—"
     alexnet = dict(zip(columns, rows["alexnet"]))
     assert alexnet["top-1 % fashion_mnist · fmnist (10 ep, paper recipe)"] == "—"
     assert "Test GPU 80GB, bf16, batch 256, channels_last" in benchmark
+    assert "![fashion_mnist · fmnist (10 ep, paper recipe): top-1 against GMACs](plots/compare_fashion_mnist_fmnist_10ep_paper_top1_vs_gmacs.png)" in benchmark
+    assert "on CPU Test Xeon (2 threads)" in benchmark and "1 of " in benchmark and "load average up to 3.5" in benchmark
+    assert "fmnist (10 ep, paper recipe): 2 of" in benchmark and "h on this CPU at the benchmarks/cost.py prior" in benchmark
     assert "python -m benchmarks.sweep --protocol=fmnist --models=MODEL --seeds=0,1,2" in benchmark
 
     models = first.split(table.MODEL_LIST_MARKERS[0])[1].split(table.MODEL_LIST_MARKERS[1])[0]
