@@ -1,7 +1,8 @@
 """Train one model of the zoo: python main.py --model=resnet --dataset=digits [--key=value ...]
 
-Every key of configs/base.yaml can be set as --key=value (dashes or underscores); booleans take
-true/false/1/0/yes/no or stand bare for true. --config=FILE adds a YAML layer, --list-models lists
+Every config key (listed below with its default; declared once in harness/config.py) can be set as
+--key=value or --key value (dashes or underscores), each once; booleans take true/false/1/0/yes/no or stand
+bare for true. --config=FILE adds a YAML layer, --list-models lists
 the registry (--list-models=PATTERN: a wildcard like 'resnet*', or a word the names contain), --debug shows
 tracebacks. After training: python -m harness.evaluate and python -m harness.predict (see their --help).
 
@@ -11,10 +12,11 @@ checkpoint is untouched); 2 bad input (one line on stderr says what and how to f
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import zoo
-from harness.config import build_config, parse_command_line
+from harness.config import build_config, help_text, parse_command_line
 from harness.errors import TrainingDiverged, UsageError
 
 
@@ -33,16 +35,24 @@ def list_models_table(pattern: str = "*") -> str:
     return "\n".join(lines)
 
 
+def print_output(text: str) -> None:
+    """Print to stdout; a reader that stops early (``| head``) ends the output quietly."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
         keys, flags = parse_command_line(argv)
         if flags["help"]:
-            print(__doc__.strip())
+            print_output(f"{__doc__.strip()}\n\nConfig keys (--key=default  what it does [domain]):{help_text()}")
             return 0
         if flags["list_models"]:
-            print(list_models_table(flags["list_models"]))
+            print_output(list_models_table(flags["list_models"]))
             return 0
         cfg = build_config(keys, flags["config"])
         from harness.train import run  # the heavy imports wait until the input is known to be good

@@ -9,48 +9,12 @@ the same number of decays, the same final lr.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
-from harness.errors import UsageError
+from harness.config import NO_DECAY_KINDS, Config
 from harness.optim import SAM, Lamb, RMSpropTF, adaptive_clip_grad_, classifier_parameters
-
-if TYPE_CHECKING:
-    from harness.config import Config
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop_tf", "lamb")
-SCHEDULERS = ("constant", "step", "multistep", "exponential", "cosine", "linear", "poly", "cosine_restarts",
-              "cyclic", "onecycle")
-NO_DECAY_KINDS = ("norm", "bias", "gain", "pos_embed", "token")
-# Epoch-denominated schedule keys: the ones that the compression rule scales.
-EPOCH_KEYS = ("warmup_epochs", "decay_epochs", "restart_epochs", "cycle_epochs")
-
-
-def check_recipe(cfg: Config) -> None:
-    """Names and ranges of the recipe keys, checked before anything runs."""
-    for key, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
-        if getattr(cfg, key) not in allowed:
-            raise UsageError(f"unknown {key} '{getattr(cfg, key)}': choose one of {', '.join(allowed)}")
-    unknown = set(cfg.no_weight_decay) - set(NO_DECAY_KINDS)
-    if unknown:
-        raise UsageError(f"no_weight_decay names unknown kinds {sorted(unknown)}: choose from {', '.join(NO_DECAY_KINDS)}")
-    for key in EPOCH_KEYS + ("paper_epochs", "weight_decay", "grad_clip", "agc_clip", "min_lr", "warmup_lr"):
-        if getattr(cfg, key) < 0:
-            raise UsageError(f"{key} must not be negative, got {getattr(cfg, key)}")
-    for key in ("decay_epochs", "restart_epochs", "cycle_epochs"):
-        if getattr(cfg, key) == 0:
-            raise UsageError(f"{key} must be positive, got 0")
-    if cfg.restart_mult < 1:
-        raise UsageError(f"restart_mult must be at least 1 (each cycle as long or longer), got {cfg.restart_mult}")
-    if cfg.sam and cfg.sam_rho <= 0:
-        raise UsageError(f"sam_rho must be positive, got {cfg.sam_rho}")
-    if cfg.sam and cfg.amp == "fp16":
-        raise UsageError("SAM takes two gradients per step and cannot share fp16 loss scaling: use --amp=bf16 or off")
-    if any(not 0 <= m <= 1 for m in cfg.milestones):
-        raise UsageError(f"milestones are fractions of the run between 0 and 1, got {cfg.milestones}")
-
 
 # ---------------------------------------------------------------- parameter groups
 
@@ -95,7 +59,6 @@ def effective_lr(cfg: Config) -> float:
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
-    check_recipe(cfg)
     groups = param_groups(model, cfg.weight_decay, cfg.no_weight_decay)
     lr, name = effective_lr(cfg), cfg.optimizer
     if name == "sgd":
@@ -183,5 +146,4 @@ def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
 
 
 def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    check_recipe(cfg)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, steps_per_epoch))

@@ -1,6 +1,6 @@
 """The catalogue of bad input: each case is one line (extra arguments, a fragment of the expected message).
 
-Arguments go to main.py after BASE; a case starting with "sweep" runs ``python -m benchmarks.sweep`` instead.
+Arguments go to main.py after BASE (less the keys a case sets); a case starting with "sweep" runs ``python -m benchmarks.sweep`` instead.
 
 Every case must exit with 2, print exactly one line on stderr ("error: ..."), no traceback, and leave the
 working folder exactly as it was: nothing created, nothing overwritten, not even where results/, plots/
@@ -72,6 +72,12 @@ CASES = [
 ]
 
 
+def with_base(argv):
+    """BASE, less the keys that the case sets itself (a key given twice is refused), then the case."""
+    named = {a[2:].partition("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    return [a for a in BASE if a[2:].partition("=")[0].replace("-", "_") not in named] + argv
+
+
 def ids(case):
     argv = case.values[0] if hasattr(case, "values") else case[0]
     return " ".join(argv)
@@ -119,7 +125,7 @@ def bad_files(fx):
             (batches / name).write_bytes(first_batch if name == "data_batch_1" else good)
 
     def forged(*argv):
-        cfg = build_config(parse_command_line(BASE + list(argv))[0])
+        cfg = build_config(parse_command_line(with_base(list(argv)))[0])
         return checkpoint.LastCheckpoint(model={}, optimizer={}, scheduler={}, scaler={}, state={"epoch": 1}, rng={},
                                          config=cfg.to_dict(), run_id="forged")
     checkpoint.save(fx / "other_model.pt", forged("--model=vit_lite_7_4"))
@@ -152,7 +158,7 @@ def test_bad_input(workdir, monkeypatch, capsys, argv, message):
     if argv[0] == "sweep":
         code = run_command(sweep.main, argv[1:])
     else:
-        code = main.main(BASE + argv)
+        code = main.main(with_base(argv))
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err

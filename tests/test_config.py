@@ -2,7 +2,8 @@ import dataclasses
 
 import pytest
 
-from harness.config import CONFIG_DIR, FIELDS, Config, build_config, load_yaml, parse_command_line
+from harness.config import (CONFIG_DIR, FIELDS, Config, build_config, defaults, domain, flag, help_text, load_yaml,
+                            parse_command_line)
 from harness.errors import UsageError
 
 
@@ -11,8 +12,12 @@ def config_from(*argv, config_file=None):
     return build_config(keys, config_file or flags["config"])
 
 
-def test_base_yaml_gives_every_key_a_default():
-    assert set(load_yaml(CONFIG_DIR / "base.yaml")) == set(FIELDS)
+def test_every_key_is_declared_with_a_default_in_its_domain_and_a_help():
+    assert Config().to_dict() == defaults()  # the defaults alone make a valid Config
+    for name in FIELDS:
+        assert domain(name).help, name
+    text = help_text()
+    assert all(f"{flag(name)}=" in text for name in FIELDS)
 
 
 def test_seed_defaults():

@@ -10,7 +10,7 @@ import torch.nn as nn
 import main
 import zoo
 from harness.augment import MixupCutmix, build_batch_augment
-from harness.config import CONFIG_DIR, FIELDS, build_config, load_yaml
+from harness.config import CONFIG_DIR, FIELDS, build_config, defaults, load_yaml
 from harness.ema import ModelEma
 from harness.recipes import effective_lr, lr_factor
 
@@ -100,7 +100,7 @@ def test_paper_and_seed_recipes():
     assert (paper.optimizer, paper.weight_decay, paper.scheduler) == ("sgd", 1e-4, "step")
     assert effective_lr(paper) == pytest.approx(0.05)  # 0.1 at batch 256, scaled to 128
     seed = build_config({"model": "resnet18", "recipe": "seed"})
-    base = load_yaml(CONFIG_DIR / "base.yaml")
+    base = defaults()
     assert all(getattr(seed, k) == base[k] for k in ("optimizer", "lr", "scheduler", "weight_decay", "sam"))
     sam = build_config({"model": "resnet18_sam"})
     assert sam.sam and sam.scheduler == "cosine" and sam.label_smoothing == 0.1
@@ -161,6 +161,7 @@ def test_ema_warmup_follows_the_weights_closely_at_first():
     assert plain.module.weight.item() < 0.05 < 0.5 < warm.module.weight.item()
 
 
+@pytest.mark.slow
 def test_a_sam_run_with_ema_mixup_and_randaugment_trains(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main.main(["--model=resnet18_cifar", "--dataset=digits", "--batch-size=16", "--max-steps-per-epoch=2",
