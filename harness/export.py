@@ -34,10 +34,16 @@ def model_spec(s: "Session") -> ModelSpec:
     mean, std = NORMALISATION[cfg.dataset]
     return ModelSpec(
         model=s.info.name, num_classes=s.data.num_classes, in_chans=s.data.in_chans, img_size=s.img_size,
-        mean=tuple(mean), std=tuple(std), model_kwargs=dict(cfg.model_kwargs), class_names=s.data.class_names,
+        mean=tuple(mean), std=tuple(std), model_kwargs=model_kwargs(s), class_names=s.data.class_names,
         crop_fraction=EVAL_CROP_FRACTION if cfg.dataset == "imagenet" else 1.0,
         run_id=s.record.run_id, dataset=cfg.dataset, seed=cfg.seed, val_fraction=cfg.val_fraction,
         amp=setting.amp, channels_last=setting.channels_last, device=s.device.type, batch_size=cfg.batch_size)
+
+
+def model_kwargs(s: "Session") -> dict[str, Any]:
+    """The builder options that rebuild the model: the run's own, over the conventions of pretrained weights
+    (zoo.pretrained builds a model the way its source was trained, e.g. EfficientNet with BN eps 1e-5)."""
+    return {**getattr(s.model, "pretrained_options", {}), **s.cfg.model_kwargs}
 
 
 def checkpoint_spec(s: "Session", which: str) -> dict[str, Any]:

@@ -307,7 +307,7 @@ def build_run(cfg: Config, checkpoints: Path, recorded_fast_path: dict[str, Any]
     img_size = resolve_img_size(cfg, info)
     data = open_data(cfg, img_size, device, ranks)
     model = zoo.create_model(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=img_size,
-                             **cfg.model_kwargs).to(device)
+                             pretrained=cfg.pretrained, **cfg.model_kwargs).to(device)
     optimizer = build_optimizer(cfg, model)
     fast = speed_settings(cfg, device, ranks, info, model, optimizer, data, recorded_fast_path)
     model.to(memory_format=fast.setting.memory_format)  # in place: the optimizer keeps the same parameters

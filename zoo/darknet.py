@@ -5,7 +5,8 @@ five stages, each a 3×3/2 conv that doubles the width (64, 128, 256, 512, 1024)
 residual blocks (1×1 conv to half the width → 3×3 conv back, added to the input). Every conv is conv (no
 bias) → BN → LeakyReLU(0.1). Head: global average pool, then the cfg's 1×1 conv to the classes, which on a
 pooled vector is a Linear layer. Native input 256. 41,609,928 params; 18.7 "Bn Ops" in the paper are
-FLOPs, i.e. 9.3 GMACs.
+FLOPs, i.e. 9.3 GMACs. ``leaky_slope`` (default the cfg's 0.1) is the LeakyReLU slope; timm's darknet53 uses
+0.01.
 
 The paper gives no initialisation; PyTorch's default is kept.
 """
@@ -19,19 +20,17 @@ import torch.nn as nn
 from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier
 from zoo.registry import register_model
 
-_leaky = partial(nn.LeakyReLU, negative_slope=0.1)
-
-
-def conv_bn_leaky(in_chs: int, out_chs: int, kernel: int, stride: int = 1) -> ConvNormAct:
-    return ConvNormAct(in_chs, out_chs, kernel, stride, act_layer=_leaky)
+def conv_bn_leaky(in_chs: int, out_chs: int, kernel: int, stride: int = 1, slope: float = 0.1) -> ConvNormAct:
+    return ConvNormAct(in_chs, out_chs, kernel, stride, act_layer=partial(nn.LeakyReLU, negative_slope=slope))
 
 
 class DarkResidual(nn.Module):
     """x + (3×3 conv c ∘ 1×1 conv c/2)(x)."""
 
-    def __init__(self, chs: int):
+    def __init__(self, chs: int, slope: float = 0.1):
         super().__init__()
-        self.body = nn.Sequential(conv_bn_leaky(chs, chs // 2, 1), conv_bn_leaky(chs // 2, chs, 3))
+        self.body = nn.Sequential(conv_bn_leaky(chs, chs // 2, 1, slope=slope),
+                                  conv_bn_leaky(chs // 2, chs, 3, slope=slope))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -39,13 +38,13 @@ class DarkResidual(nn.Module):
 
 class Darknet53(ImageClassifier):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, depths: tuple[int, ...] = (1, 2, 8, 8, 4),
-                 drop_rate: float = 0.0):
+                 drop_rate: float = 0.0, leaky_slope: float = 0.1):
         super().__init__()
-        self.stem = conv_bn_leaky(in_chans, 32, 3)
+        self.stem = conv_bn_leaky(in_chans, 32, 3, slope=leaky_slope)
         stages, chs = [], 32
         for depth in depths:
-            stages.append(nn.Sequential(conv_bn_leaky(chs, 2 * chs, 3, stride=2),
-                                        *[DarkResidual(2 * chs) for _ in range(depth)]))
+            stages.append(nn.Sequential(conv_bn_leaky(chs, 2 * chs, 3, stride=2, slope=leaky_slope),
+                                        *[DarkResidual(2 * chs, leaky_slope) for _ in range(depth)]))
             chs *= 2
         self.stages = nn.Sequential(*stages)
         self.head = ClassifierHead(chs, num_classes, pool="avg", drop=drop_rate)

@@ -22,7 +22,8 @@ px and evaluates at 384 (S) / 480 (M, L); the registered native size is that eva
 the published accuracy is measured at. Head dropout 0.2 / 0.3 / 0.4, stochastic depth 0.2.
 
 One ``MBConv`` (zoo.layers) serves MobileNetV2, both EfficientNets, and Fused-MBConv. BatchNorm uses the
-official eps 1e-3 and momentum 0.01 (TF's decay 0.99). Init: He (fan-out) normal for convs, the official
+official eps 1e-3 and momentum 0.01 (TF's decay 0.99); ``bn_eps`` changes the eps (torchvision's B0-B4 and
+timm's ports are trained with 1e-5, which ``zoo.pretrained`` sets when it loads their weights). Init: He (fan-out) normal for convs, the official
 uniform(±1/√classes) for the classifier. Any input from 32 px up works (overall stride 32).
 """
 from __future__ import annotations
@@ -89,14 +90,14 @@ class EfficientNet(ImageClassifier):
 
     ``stages`` is the unscaled block table; ``width_mult`` and ``depth_mult`` apply the compound-scaling
     rule to it and to the stem and head widths. ``drop_path_rate`` is the stochastic-depth rate reached
-    (asymptotically) by the last block.
+    (asymptotically) by the last block; ``bn_eps`` is every BatchNorm's eps.
     """
 
     def __init__(self, stages: tuple[Stage, ...], stem_chs: int = 32, head_chs: int = 1280, width_mult: float = 1.0,
                  depth_mult: float = 1.0, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 drop_path_rate: float = 0.2):
+                 drop_path_rate: float = 0.2, bn_eps: float = 1e-3):
         super().__init__()
-        norm_layer = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
+        norm_layer = partial(nn.BatchNorm2d, eps=bn_eps, momentum=0.01)
         self.stage_specs = scale_stages(stages, width_mult, depth_mult)
         in_chs = make_divisible(stem_chs * width_mult)
         self.stem = ConvNormAct(in_chans, in_chs, 3, 2, norm_layer=norm_layer, act_layer=nn.SiLU)

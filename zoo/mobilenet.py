@@ -18,15 +18,16 @@ Registered: ``mobilenetv1_{025,050,075,100}`` and ``mobilenetv2_{050,075,100,140
 the builder kwarg ``width_multiplier``.
 
 Deviations: MobileNetV1 uses ReLU as in the paper (timm and TF-slim use ReLU6; the parameter count is
-the same). The V2 classifier dropout is 0.2 (the paper does not state one; it follows the released
-models). Weights use He (fan-out) init for convs and N(0, 0.01) for the classifier.
+the same; ``act_layer="relu6"`` builds theirs). The V2 classifier dropout is 0.2 (the paper does not state
+one; it follows the released models). Weights use He (fan-out) init for convs and N(0, 0.01) for the classifier.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from zoo.layers import ClassifierHead, ConvNormAct, ImageClassifier, MBConv, he_init_conv_bn, make_divisible
+from zoo.layers import (ClassifierHead, ConvNormAct, ImageClassifier, MBConv, get_act_layer, he_init_conv_bn,
+                        make_divisible)
 from zoo.registry import register_model
 
 V1_PAPER = "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications"
@@ -58,8 +59,9 @@ class DepthwiseSeparable(nn.Sequential):
 
 class MobileNetV1(ImageClassifier):
     def __init__(self, width_multiplier: float = 1.0, num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.0, act_layer=nn.ReLU):
+                 drop_rate: float = 0.0, act_layer: str | type[nn.Module] = "relu"):
         super().__init__()
+        act_layer = get_act_layer(act_layer)
         in_chs = make_divisible(32 * width_multiplier)
         self.stem = ConvNormAct(in_chans, in_chs, 3, 2, act_layer=act_layer)
         blocks = []

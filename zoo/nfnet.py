@@ -44,6 +44,10 @@ Deliberate deviations from the official JAX code (none changes the parameter cou
   bottom/right); same output sizes, the strided taps are shifted by one pixel;
 * SE fully connected layers are 1×1 convolutions (identical parameters and arithmetic).
 
+Options for the conventions of other implementations (``zoo.pretrained`` sets them for timm's
+``dm_nfnet_f*`` weights): ``padding="same"`` (TF SAME, the official code's), ``ws_eps`` / ``ws_eps_mode="add"``
+(timm: N·(Var + 1e-5)), ``gelu_approximate="none"`` (timm's exact GELU).
+
 Kept as official where timm differs: WS eps bounds N·Var(W) from below at 1e-4 (timm adds 1e-5 to
 Var(W); numerically negligible). The shortcut's average pool runs in ceil mode without counting
 padding, which is exactly 'SAME' pooling, so it agrees with the strided conv on odd input sizes
@@ -55,6 +59,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -86,22 +91,23 @@ class NFBlock(nn.Module):
     """Normalizer-free bottleneck: x + α · skip_gain · residual(β · act(x))."""
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, beta: float, alpha: float, drop_path: float,
-                 act: str = "gelu", expansion: float = 0.5, group_size: int = 128, se_ratio: float = 0.5):
+                 act: str = "gelu", expansion: float = 0.5, group_size: int = 128, se_ratio: float = 0.5,
+                 conv_layer=WSConv2d, gelu_approximate: str = "tanh"):
         super().__init__()
         groups = int(out_chs * expansion) // group_size
         width = groups * group_size
         self.beta, self.alpha = beta, alpha
-        self.act = ScaledActivation(act)
-        self.conv0 = WSConv2d(in_chs, width, 1)
-        self.conv1 = WSConv2d(width, width, 3, stride, groups=groups)
-        self.conv1b = WSConv2d(width, width, 3, groups=groups)
-        self.conv2 = WSConv2d(width, out_chs, 1)
+        self.act = ScaledActivation(act, gelu_approximate)
+        self.conv0 = conv_layer(in_chs, width, 1)
+        self.conv1 = conv_layer(width, width, 3, stride, groups=groups)
+        self.conv1b = conv_layer(width, width, 3, groups=groups)
+        self.conv2 = conv_layer(width, out_chs, 1)
         self.se = SqueezeExcite(out_chs, max(1, int(out_chs * se_ratio)), scale=2.0)
         self.drop_path = DropPath(drop_path, scale_by_keep=False)
         self.skip_gain = nn.Parameter(torch.zeros(()))
         if stride > 1 or in_chs != out_chs:
             pool = nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
-            self.shortcut = nn.Sequential(pool, WSConv2d(in_chs, out_chs, 1))
+            self.shortcut = nn.Sequential(pool, conv_layer(in_chs, out_chs, 1))
         else:
             self.shortcut = None  # identity on the raw (un-activated, un-scaled) input
 
@@ -119,14 +125,17 @@ class NFBlock(nn.Module):
 class NFNet(ImageClassifier):
     def __init__(self, depths: tuple[int, ...], widths: tuple[int, ...] = (256, 512, 1536, 1536),
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2, drop_path_rate: float = 0.25,
-                 alpha: float = 0.2, act: str = "gelu", final_conv_mult: int = 2):
+                 alpha: float = 0.2, act: str = "gelu", final_conv_mult: int = 2, padding: str = "symmetric",
+                 ws_eps: float = 1e-4, ws_eps_mode: str = "bound", gelu_approximate: str = "tanh"):
         super().__init__()
         stem_chs = widths[0] // 2
+        conv_layer = partial(WSConv2d, eps=ws_eps, eps_mode=ws_eps_mode, padding=padding)
+        scaled_act = partial(ScaledActivation, act, gelu_approximate)
         self.stem = nn.Sequential(
-            WSConv2d(in_chans, 16, 3, 2), ScaledActivation(act),
-            WSConv2d(16, 32, 3), ScaledActivation(act),
-            WSConv2d(32, 64, 3), ScaledActivation(act),
-            WSConv2d(64, stem_chs, 3, 2))
+            conv_layer(in_chans, 16, 3, 2), scaled_act(),
+            conv_layer(16, 32, 3), scaled_act(),
+            conv_layer(32, 64, 3), scaled_act(),
+            conv_layer(64, stem_chs, 3, 2))
         num_blocks, index = sum(depths), 0
         expected_std, in_chs, stages = 1.0, stem_chs, []
         for stage_index, (width, depth) in enumerate(zip(widths, depths)):
@@ -134,15 +143,16 @@ class NFNet(ImageClassifier):
             for block_index in range(depth):
                 stride = 2 if stage_index > 0 and block_index == 0 else 1
                 blocks.append(NFBlock(in_chs, width, stride, beta=1.0 / expected_std, alpha=alpha,
-                                      drop_path=drop_path_rate * index / num_blocks, act=act))
+                                      drop_path=drop_path_rate * index / num_blocks, act=act,
+                                      conv_layer=conv_layer, gelu_approximate=gelu_approximate))
                 in_chs, index = width, index + 1
                 if block_index == 0:
                     expected_std = 1.0  # the stage's projection shortcut restarts the signal at unit variance
                 expected_std = (expected_std ** 2 + alpha ** 2) ** 0.5
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.final_conv = WSConv2d(in_chs, final_conv_mult * in_chs, 1)
-        self.final_act = ScaledActivation(act)
+        self.final_conv = conv_layer(in_chs, final_conv_mult * in_chs, 1)
+        self.final_act = scaled_act()
         self.head = ClassifierHead(final_conv_mult * in_chs, num_classes, pool="avg", drop=drop_rate)
         self._init_weights()
 

@@ -78,8 +78,14 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, img_size: int | None = None,
-                 **overrides) -> nn.Module:
-    """Build a registered model. ``img_size`` defaults to the model's native size."""
+                 pretrained: str = "", **overrides) -> nn.Module:
+    """Build a registered model. ``img_size`` defaults to the model's native size. ``pretrained`` is a
+    torchvision/timm state-dict file or the word 'torchvision' / 'timm' (zoo.pretrained converts the weights)."""
+    if pretrained:
+        from zoo.pretrained import create_pretrained  # torchvision and timm load only when weights are asked for
+
+        return create_pretrained(name, pretrained, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
+                                 **overrides)
     info = get_model_info(name)
     img_size = info.native_size if img_size is None else int(img_size)
     if img_size < info.min_size:

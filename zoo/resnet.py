@@ -22,6 +22,9 @@ original Caffe model (3.88 GMACs for ResNet-50, registered as ``resnet50_v1``); 
 3×3 ("v1.5", torchvision, 4.11 GMACs; ``resnet50``). SE-ResNet-50 uses the paper's (Caffe) placement, which
 gives its 3.87 GMACs; ResNeXt's own code puts the stride on the 3×3. ``zero_init_last`` zero-initialises the
 last BatchNorm of each residual branch (Goyal et al., 2017), off by default since the paper does not do it.
+``stem_pool="ceil"`` makes the stem's max-pool unpadded with Caffe's round-up, as the SENet Caffe models (and
+timm's ``legacy_seresnet*`` ports) have it; ``act_before_se`` puts a ReLU between a basic block's second BN and
+its SE gate, as timm's ``legacy_seresnet18`` does.
 Projection shortcuts (option B) on every change of shape. Weights use He (fan-out) init, as the paper
 cites.
 """
@@ -41,11 +44,11 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_chs: int, width: int, stride: int = 1, se_ratio: float = 0.0):
+    def __init__(self, in_chs: int, width: int, stride: int = 1, se_ratio: float = 0.0, act_before_se: bool = False):
         super().__init__()
         out_chs = width * self.expansion
         self.conv1 = ConvNormAct(in_chs, width, 3, stride)
-        self.conv2 = ConvNormAct(width, out_chs, 3, act_layer=None)
+        self.conv2 = ConvNormAct(width, out_chs, 3, act_layer=nn.ReLU if act_before_se else None)
         self.se = SqueezeExcite(out_chs, max(1, int(out_chs * se_ratio))) if se_ratio else nn.Identity()
         self.shortcut = _shortcut(in_chs, out_chs, stride)
         self.act = nn.ReLU(inplace=True)
@@ -88,17 +91,23 @@ def _shortcut(in_chs: int, out_chs: int, stride: int) -> nn.Module:
     return ConvNormAct(in_chs, out_chs, 1, stride, act_layer=None)
 
 
+# The stem's 3×3/2 max-pool: padded by 1 (torchvision, timm's ResNet), or unpadded rounding up (Caffe).
+STEM_POOLS = {"pad": lambda: nn.MaxPool2d(3, stride=2, padding=1),
+              "ceil": lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True)}
+
+
 class ResNet(ImageClassifier):
     def __init__(self, block: type[nn.Module], depths: tuple[int, ...], num_classes: int = 1000, in_chans: int = 3,
                  cifar_stem: bool = False, widths: tuple[int, ...] = (64, 128, 256, 512), drop_rate: float = 0.0,
-                 zero_init_last: bool = False, **block_kwargs):
+                 zero_init_last: bool = False, stem_pool: str = "pad", **block_kwargs):
         super().__init__()
         stem_width = widths[0]
+        if stem_pool not in STEM_POOLS:
+            raise ValueError(f"stem_pool must be one of {sorted(STEM_POOLS)}, got {stem_pool!r}")
         if cifar_stem:
             self.stem = ConvNormAct(in_chans, stem_width, 3)
         else:
-            self.stem = nn.Sequential(ConvNormAct(in_chans, stem_width, 7, 2),
-                                      nn.MaxPool2d(3, stride=2, padding=1))
+            self.stem = nn.Sequential(ConvNormAct(in_chans, stem_width, 7, 2), STEM_POOLS[stem_pool]())
         stages, in_chs = [], stem_width
         for i, (width, depth) in enumerate(zip(widths, depths)):
             blocks = []
@@ -148,7 +157,7 @@ def resnet50(**kwargs):
 
 @register_model(**_IMAGENET, paper_params=25_557_032, paper_top1=77.15)
 def resnet50_v1(**kwargs):
-    return _resnet(Bottleneck, (3, 4, 6, 3), stride_in_1x1=True, **kwargs)
+    return _resnet(Bottleneck, (3, 4, 6, 3), **{"stride_in_1x1": True, **kwargs})
 
 
 @register_model(**_IMAGENET, paper_params=44_549_160, paper_top1=78.25)

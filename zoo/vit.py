@@ -17,6 +17,10 @@ Variants:
   Both use the pycls init: PE N(0, 0.02), class token 0, patchify conv trunc-normal(√(1/fan_in)), the stem's
   last 1×1 conv N(0, √(2/out)), qkv and MLP weights Xavier-uniform (MLP biases N(0, 1e-6)), zero head.
 
+LayerNorm eps (``norm_eps``) is 1e-6 for the paper's ViTs, the Flax default that the paper's JAX code
+(google-research/vision_transformer) trains with and that timm and torchvision keep; 1e-5 (PyTorch's
+default) for ViT-Lite and ViT-C/P, whose PyTorch reference code uses it.
+
 The model: stem → tokens → [class token; tokens] + position embedding → encoder blocks → LayerNorm →
 class token (or the mean of the tokens, ``pool="mean"``) → Linear. Dropout after the position embedding and
 after every dense layer except qkv, as in the paper.
@@ -39,6 +43,7 @@ Position embeddings (``pos_embed``):
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -132,7 +137,7 @@ class VisionTransformer(ImageClassifier):
                  stem_strides: tuple[int, ...] | None = None, block: str = "pre_norm", pos_embed: str = "learned",
                  weight_init: str = "vit", drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, cape_global_shift: float = 0.5, cape_local_shift: float = 0.5,
-                 cape_global_scaling: float = 1.4):
+                 cape_global_scaling: float = 1.4, norm_eps: float = 1e-6):
         super().__init__()
         for option, value, choices in (("pool", pool, ("token", "mean")), ("block", block, tuple(BLOCKS)),
                                        ("pos_embed", pos_embed, ("learned", "sincos", "cape")),
@@ -153,11 +158,14 @@ class VisionTransformer(ImageClassifier):
             augment = (cape_global_shift, cape_local_shift, cape_global_scaling) if pos_embed == "cape" else (0, 0, 1)
             self.cape = CAPE(dim, *augment)
         self.pos_drop = nn.Dropout(drop_rate)
+        norm_layer = partial(nn.LayerNorm, eps=norm_eps)
+        # The CCT block keeps PyTorch's LayerNorm eps (1e-5), the one the Compact Transformers code trains with.
+        block_norm = dict(norm_layer=norm_layer) if block == "pre_norm" else {}
         self.blocks = nn.Sequential(*[
             BLOCKS[block](dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate,
-                          drop_path=rate)
+                          drop_path=rate, **block_norm)
             for rate in linear_drop_path_rates(drop_path_rate, depth)])
-        self.norm = nn.LayerNorm(dim)
+        self.norm = norm_layer(dim)
         self.head = ClassifierHead(dim, num_classes, pool=pool)
         {"vit": self._init_vit, "pycls": self._init_pycls, "cct": self._init_cct}[weight_init]()
 
@@ -278,7 +286,7 @@ def vit_large_patch32_224(**kwargs):
 def vit_lite_7_4(**kwargs):
     kwargs = {"attn_drop_rate": 0.1, "drop_path_rate": 0.1, **kwargs}
     return _vit(patch_size=4, dim=256, depth=7, num_heads=4, mlp_ratio=2.0, qkv_bias=False, block="cct",
-                weight_init="cct", **kwargs)
+                weight_init="cct", **{"norm_eps": 1e-5, **kwargs})
 
 
 # ViT-C / ViT-P (Xiao et al., Table 1): (dim, MLP ratio, heads), conv stem (channels, strides).
@@ -294,7 +302,7 @@ def _vit_c(flops: str, conv_stem: bool, **kwargs) -> VisionTransformer:
     (dim, mlp_ratio, num_heads), channels, strides = _VIT_C[flops]
     stem = dict(stem_channels=channels, stem_strides=strides) if conv_stem else dict(patch_size=16)
     return _vit(dim=dim, depth=11 if conv_stem else 12, num_heads=num_heads, mlp_ratio=mlp_ratio,
-                weight_init="pycls", **stem, **kwargs)
+                weight_init="pycls", **stem, **{"norm_eps": 1e-5, **kwargs})
 
 
 @register_model(**_META_C, paper_params=4_567_936, paper_top1=75.3)

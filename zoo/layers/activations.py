@@ -37,11 +37,11 @@ class KeLU(nn.Module):
         return f"a={self.a}"
 
 
-_ACTIVATIONS = {"gelu": nn.GELU, "kelu": KeLU, "relu": nn.ReLU, "silu": nn.SiLU}
+_ACTIVATIONS = {"gelu": nn.GELU, "kelu": KeLU, "relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU}
 
 
 def get_act_layer(act: str | type[nn.Module]) -> type[nn.Module]:
-    """An activation class from its name ('gelu', 'kelu', 'relu', 'silu'); classes pass through."""
+    """An activation class from its name ('gelu', 'kelu', 'relu', 'relu6', 'silu'); classes pass through."""
     if not isinstance(act, str):
         return act
     try:
