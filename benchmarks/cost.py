@@ -33,12 +33,13 @@ class Workload:
     eval_images: int
 
     @classmethod
-    def of_run(cls, dataset: str, epochs: int, val_fraction: float, ema: bool = False,
+    def of_run(cls, dataset: str, epochs: int, val_fraction: float, ema: bool = False, sam: bool = False,
                synthetic_images: int = 1024) -> "Workload":
+        """SAM trains every image twice (a second forward-backward at the perturbed weights)."""
         n_train, n_test = DATASET_IMAGES.get(dataset, (synthetic_images, 256))
         n_val = max(1, round(n_train * val_fraction))
         evals_per_epoch = 2 if ema else 1
-        return cls((n_train - n_val) * epochs, n_val * epochs * evals_per_epoch + 2 * n_test)
+        return cls((n_train - n_val) * epochs * (2 if sam else 1), n_val * epochs * evals_per_epoch + 2 * n_test)
 
 
 @dataclass(frozen=True)

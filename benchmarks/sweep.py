@@ -166,7 +166,7 @@ def plan_runs(configs: list[tuple[str, int, Config]], complexity_csv: str, prior
         if rate is None:
             rate, source = (prior.train_images_per_s(gmacs), "prior") if gmacs is not None else (None, "unknown")
         done = finished_run(cfg) is not None
-        workload = cost.Workload.of_run(cfg.dataset, cfg.epochs, cfg.val_fraction, cfg.ema_decay > 0,
+        workload = cost.Workload.of_run(cfg.dataset, cfg.epochs, cfg.val_fraction, cfg.ema_decay > 0, cfg.sam,
                                         cfg.synthetic_images)
         seconds = 0.0 if done else cost.estimate_seconds(workload, rate) if rate else float("inf")
         planned.append(PlannedRun(model, seed, cfg, img_size, gmacs, rate, source, done, seconds))

@@ -70,6 +70,7 @@ def test_workload_counts_training_validation_and_both_tests():
     work = cost.Workload.of_run("fashion_mnist", epochs=10, val_fraction=0.1)
     assert work.train_images == 54000 * 10 and work.eval_images == 6000 * 10 + 2 * 10000
     assert cost.Workload.of_run("fashion_mnist", 10, 0.1, ema=True).eval_images == 6000 * 20 + 2 * 10000
+    assert cost.Workload.of_run("fashion_mnist", 10, 0.1, sam=True).train_images == 2 * 54000 * 10
     assert cost.estimate_seconds(work, 100.0) == pytest.approx(5400 + 80000 / 300)
 
 
