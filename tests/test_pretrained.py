@@ -1,6 +1,7 @@
 """torchvision / timm weights in zoo models: every twin computes the source's function once converted (random
 weights, float64, no download), the conventions each need, first-conv adaptation, fine-tuning from a local
 state dict, and the errors a user meets (missing file, offline, another network's weights, no twin)."""
+
 import dataclasses
 import json
 import os
@@ -36,18 +37,23 @@ def test_every_twin_computes_the_source_function():
 def test_every_zoo_model_with_a_namesake_is_paired_or_refused():
     namesakes = set(timm.list_models()) | set(torchvision.models.list_models(module=torchvision.models))
     paired = {t.model for t in pretrained.TWINS}
-    unexplained = [name for name in zoo.list_models() if name in namesakes and name not in paired | set(pretrained.REFUSED)]
+    unexplained = [
+        name for name in zoo.list_models() if name in namesakes and name not in paired | set(pretrained.REFUSED)
+    ]
     assert not unexplained
     assert {t.model for t in pretrained.TWINS} <= set(zoo.list_models())
 
 
-@pytest.mark.parametrize("model, label, other_convention", [
-    ("se_resnet18", "timm:legacy_seresnet18", {"act_before_se": True}),  # the zoo's padded stem pool
-    ("se_resnet18", "timm:legacy_seresnet18", {"stem_pool": "ceil"}),  # no ReLU before the SE gate
-    ("mobilenetv1_100", "timm:mobilenetv1_100", {}),  # the paper's ReLU
-    ("efficientnet_b0", "torchvision:efficientnet_b0", {}),  # TF's BatchNorm eps 1e-3
-    ("vit_tiny_patch16_224", "timm:vit_tiny_patch16_224", {"norm_eps": 1e-5}),  # PyTorch's LayerNorm eps
-])
+@pytest.mark.parametrize(
+    "model, label, other_convention",
+    [
+        ("se_resnet18", "timm:legacy_seresnet18", {"act_before_se": True}),  # the zoo's padded stem pool
+        ("se_resnet18", "timm:legacy_seresnet18", {"stem_pool": "ceil"}),  # no ReLU before the SE gate
+        ("mobilenetv1_100", "timm:mobilenetv1_100", {}),  # the paper's ReLU
+        ("efficientnet_b0", "torchvision:efficientnet_b0", {}),  # TF's BatchNorm eps 1e-3
+        ("vit_tiny_patch16_224", "timm:vit_tiny_patch16_224", {"norm_eps": 1e-5}),  # PyTorch's LayerNorm eps
+    ],
+)
 def test_each_convention_is_needed(model, label, other_convention):
     pair = twin(model, label)
     reference = pretrained.random_reference(pair, pretrained.test_size(pair))
@@ -56,9 +62,9 @@ def test_each_convention_is_needed(model, label, other_convention):
 
 
 def test_vit_default_layernorm_eps_is_the_papers():
-    model = zoo.create_model("vit_tiny_patch16_224", img_size=32)
+    with torch.device("meta"):
+        model, lite = zoo.create_model("vit_tiny_patch16_224", img_size=32), zoo.create_model("vit_lite_7_4")
     assert {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)} == {1e-6}
-    lite = zoo.create_model("vit_lite_7_4")
     assert {m.eps for m in lite.modules() if isinstance(m, nn.LayerNorm)} == {1e-5}
 
 
@@ -87,8 +93,11 @@ def test_first_conv_adaptation_follows_timm():
     grey = torch.rand(1, 1, 8, 8)  # a grey image answers as its RGB copy did, for 1 and 3k channels
     for channels in (1, 6):
         adapted = pretrained.adapt_first_conv(weight, channels)
-        assert torch.allclose(F.conv2d(grey.expand(-1, channels, -1, -1), adapted),
-                              F.conv2d(grey.expand(-1, 3, -1, -1), weight), atol=1e-5)
+        assert torch.allclose(
+            F.conv2d(grey.expand(-1, channels, -1, -1), adapted),
+            F.conv2d(grey.expand(-1, 3, -1, -1), weight),
+            atol=1e-5,
+        )
 
 
 def test_grey_input_sees_what_the_source_sees_in_rgb(tmp_path):
@@ -117,6 +126,19 @@ def test_position_table_is_resampled_for_another_input_size(tmp_path):
     model = zoo.create_model("vit_tiny_patch16_224", img_size=32, pretrained=str(tmp_path / "vit.pth"))
     assert model.pos_embed.shape == (1, 1 + 4, 192)
     assert torch.equal(model.pos_embed[:, 0], reference.pos_embed[:, 0])
+
+
+def test_torchvisions_inception_input_transform_folds_exactly():
+    pair = twin("inception_v3", "torchvision:inception_v3")
+    reference = pretrained.random_reference(pair, 75)
+    reference.transform_input = True  # as torchvision builds it with its ImageNet weights
+    with torch.device("meta"):
+        model = zoo.create_model("inception_v3", img_size=75).double()
+    folded = pretrained.fold_transform_input(reference.state_dict())
+    model.load_state_dict(pretrained.convert_state_dict(pair, folded, model), assign=True)
+    images = torch.randn(2, 3, 75, 75, dtype=torch.float64)
+    with torch.no_grad(), pretrained.one_thread():
+        assert (model.eval()(images) - reference(images)).abs().max() <= AGREE
 
 
 def test_weights_of_another_network_are_refused_with_what_does_not_fit(tmp_path):
@@ -159,9 +181,22 @@ def test_fine_tune_on_digits_from_a_local_timm_state_dict(tmp_path, monkeypatch)
 
     monkeypatch.chdir(tmp_path)
     save_file(timm.create_model("mobilenetv1_100").state_dict(), "mobilenetv1.safetensors")
-    assert main.main(["--model=mobilenetv1_100", "--dataset=digits", "--pretrained=mobilenetv1.safetensors",
-                      "--epochs=1", "--max-steps-per-epoch=2", "--batch-size=16", "--recipe=seed", "--device=cpu",
-                      "--model-save=True"]) == 0
+    assert (
+        main.main(
+            [
+                "--model=mobilenetv1_100",
+                "--dataset=digits",
+                "--pretrained=mobilenetv1.safetensors",
+                "--epochs=1",
+                "--max-steps-per-epoch=2",
+                "--batch-size=16",
+                "--recipe=seed",
+                "--device=cpu",
+                "--model-save=True",
+            ]
+        )
+        == 0
+    )
     run_dir = os.path.join("results", "runs", os.listdir(os.path.join("results", "runs"))[0])
     summary = json.load(open(os.path.join(run_dir, "summary.json")))
     assert summary["status"] == "completed"

@@ -19,13 +19,18 @@ SOURCE is a state-dict file (.pth, .pt, .safetensors; the twin is recognised fro
 re-initialised for ``num_classes`` and the first conv adapted to ``in_chans`` (timm's rule: the sum over RGB
 for one channel, the RGB filters repeated and rescaled by 3/in_chans otherwise).
 
+torchvision's Inception-v3 weights come with its ``transform_input`` on; the download folds it into the first
+conv and BN (``fold_transform_input``, exact: that conv is unpadded). A state-dict *file* is taken as is.
+
 ``python -m zoo.pretrained --table`` builds every pair with random weights (no download), perturbs the
 BatchNorm statistics, converts and writes the largest logit difference to
 results/pretrained_equivalence.csv.
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -85,11 +90,16 @@ RenameFactory = Callable[[nn.Module, list[str]], Rename]
 
 def _resnet(model, keys) -> Rename:
     return substitutions(
-        (r"^(?:layer0\.)?conv1\.", "stem.0.0."), (r"^(?:layer0\.)?bn1\.", "stem.0.1."),
+        (r"^(?:layer0\.)?conv1\.", "stem.0.0."),
+        (r"^(?:layer0\.)?bn1\.", "stem.0.1."),
         (r"^layer([1-4])\.", lambda m: f"stages.{int(m.group(1)) - 1}."),
-        (r"\.conv(\d)\.", r".conv\1.0."), (r"\.bn(\d)\.", r".conv\1.1."),
-        (r"\.downsample\.", ".shortcut."), (r"\.se_module\.fc1\.", ".se.reduce."), (r"\.se_module\.fc2\.", ".se.expand."),
-        (r"^(?:fc|last_linear)\.", "head.fc."))
+        (r"\.conv(\d)\.", r".conv\1.0."),
+        (r"\.bn(\d)\.", r".conv\1.1."),
+        (r"\.downsample\.", ".shortcut."),
+        (r"\.se_module\.fc1\.", ".se.reduce."),
+        (r"\.se_module\.fc2\.", ".se.expand."),
+        (r"^(?:fc|last_linear)\.", "head.fc."),
+    )
 
 
 def _sequential_convs(model, keys) -> Rename:
@@ -113,42 +123,102 @@ def _sequential_convs(model, keys) -> Rename:
 def _densenet(model, keys) -> Rename:
     return substitutions(
         (r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2."),  # torchvision's pre-0.4 names
-        (r"^features\.conv0\.", "stem.0."), (r"^features\.norm0\.", "stem.1."),
-        (r"^features\.denseblock(\d+)\.denselayer(\d+)\.(norm1|conv1|norm2|conv2)\.",
-         lambda m: f"blocks.{2 * (int(m.group(1)) - 1)}.{int(m.group(2)) - 1}."
-                   f"{dict(norm1='reduce.0', conv1='reduce.2', norm2='conv.0', conv2='conv.2')[m.group(3)]}."),
-        (r"^features\.transition(\d+)\.(norm|conv)\.",
-         lambda m: f"blocks.{2 * int(m.group(1)) - 1}.0.{0 if m.group(2) == 'norm' else 2}."),
-        (r"^features\.norm5\.", "final_act.0."), (r"^classifier\.", "head.fc."))
+        (r"^features\.conv0\.", "stem.0."),
+        (r"^features\.norm0\.", "stem.1."),
+        (
+            r"^features\.denseblock(\d+)\.denselayer(\d+)\.(norm1|conv1|norm2|conv2)\.",
+            lambda m: (
+                f"blocks.{2 * (int(m.group(1)) - 1)}.{int(m.group(2)) - 1}."
+                f"{dict(norm1='reduce.0', conv1='reduce.2', norm2='conv.0', conv2='conv.2')[m.group(3)]}."
+            ),
+        ),
+        (
+            r"^features\.transition(\d+)\.(norm|conv)\.",
+            lambda m: f"blocks.{2 * int(m.group(1)) - 1}.0.{0 if m.group(2) == 'norm' else 2}.",
+        ),
+        (r"^features\.norm5\.", "final_act.0."),
+        (r"^classifier\.", "head.fc."),
+    )
 
 
 def _squeezenet(model, keys) -> Rename:
     # torchvision's conv1 and its ReLU are two layers, the zoo's one ConvNormAct: later indices shift by one.
     return substitutions(
         (r"^features\.0\.", "features.0.0."),
-        (r"^features\.(\d+)\.(squeeze|expand1x1|expand3x3)\.", lambda m: f"features.{int(m.group(1)) - 1}.{m.group(2)}.0."),
-        (r"^classifier\.1\.", "head.fc.0."))
+        (
+            r"^features\.(\d+)\.(squeeze|expand1x1|expand3x3)\.",
+            lambda m: f"features.{int(m.group(1)) - 1}.{m.group(2)}.0.",
+        ),
+        (r"^classifier\.1\.", "head.fc.0."),
+    )
 
 
-_INCEPTION_STEM = {"Conv2d_1a_3x3": "stem.0", "Conv2d_2a_3x3": "stem.1", "Conv2d_2b_3x3": "stem.2",
-                   "Conv2d_3b_1x1": "stem.4", "Conv2d_4a_3x3": "stem.5"}
-_INCEPTION_MODULES = {"Mixed_5b": "grid_35.0", "Mixed_5c": "grid_35.1", "Mixed_5d": "grid_35.2", "Mixed_6a": "grid_35.3",
-                      "Mixed_6b": "grid_17.0", "Mixed_6c": "grid_17.1", "Mixed_6d": "grid_17.2", "Mixed_6e": "grid_17.3",
-                      "Mixed_7a": "grid_8.0", "Mixed_7b": "grid_8.1", "Mixed_7c": "grid_8.2"}
+_INCEPTION_STEM = {
+    "Conv2d_1a_3x3": "stem.0",
+    "Conv2d_2a_3x3": "stem.1",
+    "Conv2d_2b_3x3": "stem.2",
+    "Conv2d_3b_1x1": "stem.4",
+    "Conv2d_4a_3x3": "stem.5",
+}
+_INCEPTION_MODULES = {
+    "Mixed_5b": "grid_35.0",
+    "Mixed_5c": "grid_35.1",
+    "Mixed_5d": "grid_35.2",
+    "Mixed_6a": "grid_35.3",
+    "Mixed_6b": "grid_17.0",
+    "Mixed_6c": "grid_17.1",
+    "Mixed_6d": "grid_17.2",
+    "Mixed_6e": "grid_17.3",
+    "Mixed_7a": "grid_8.0",
+    "Mixed_7b": "grid_8.1",
+    "Mixed_7c": "grid_8.2",
+}
 # Branch names of the TF-Slim / torchvision modules → the zoo's branch paths, per module kind (zoo/inception.py).
 _INCEPTION_BRANCHES = {
-    "A": {"branch1x1": "0", "branch5x5_1": "1.0", "branch5x5_2": "1.1", "branch3x3dbl_1": "2.0",
-          "branch3x3dbl_2": "2.1", "branch3x3dbl_3": "2.2", "branch_pool": "3.1"},
+    "A": {
+        "branch1x1": "0",
+        "branch5x5_1": "1.0",
+        "branch5x5_2": "1.1",
+        "branch3x3dbl_1": "2.0",
+        "branch3x3dbl_2": "2.1",
+        "branch3x3dbl_3": "2.2",
+        "branch_pool": "3.1",
+    },
     "RA": {"branch3x3": "0", "branch3x3dbl_1": "1.0", "branch3x3dbl_2": "1.1", "branch3x3dbl_3": "1.2"},
-    "B": {"branch1x1": "0", "branch7x7_1": "1.0", "branch7x7_2": "1.1", "branch7x7_3": "1.2",
-          **{f"branch7x7dbl_{i}": f"2.{i - 1}" for i in range(1, 6)}, "branch_pool": "3.1"},
+    "B": {
+        "branch1x1": "0",
+        "branch7x7_1": "1.0",
+        "branch7x7_2": "1.1",
+        "branch7x7_3": "1.2",
+        **{f"branch7x7dbl_{i}": f"2.{i - 1}" for i in range(1, 6)},
+        "branch_pool": "3.1",
+    },
     "RB": {"branch3x3_1": "0.0", "branch3x3_2": "0.1", **{f"branch7x7x3_{i}": f"1.{i - 1}" for i in range(1, 5)}},
-    "C": {"branch1x1": "0", "branch3x3_1": "1.0", "branch3x3_2a": "1.1.branches.0", "branch3x3_2b": "1.1.branches.1",
-          "branch3x3dbl_1": "2.0", "branch3x3dbl_2": "2.1", "branch3x3dbl_3a": "2.2.branches.0",
-          "branch3x3dbl_3b": "2.2.branches.1", "branch_pool": "3.1"},
+    "C": {
+        "branch1x1": "0",
+        "branch3x3_1": "1.0",
+        "branch3x3_2a": "1.1.branches.0",
+        "branch3x3_2b": "1.1.branches.1",
+        "branch3x3dbl_1": "2.0",
+        "branch3x3dbl_2": "2.1",
+        "branch3x3dbl_3a": "2.2.branches.0",
+        "branch3x3dbl_3b": "2.2.branches.1",
+        "branch_pool": "3.1",
+    },
 }
-_INCEPTION_KIND = {"Mixed_5b": "A", "Mixed_5c": "A", "Mixed_5d": "A", "Mixed_6a": "RA", "Mixed_6b": "B", "Mixed_6c": "B",
-                   "Mixed_6d": "B", "Mixed_6e": "B", "Mixed_7a": "RB", "Mixed_7b": "C", "Mixed_7c": "C"}
+_INCEPTION_KIND = {
+    "Mixed_5b": "A",
+    "Mixed_5c": "A",
+    "Mixed_5d": "A",
+    "Mixed_6a": "RA",
+    "Mixed_6b": "B",
+    "Mixed_6c": "B",
+    "Mixed_6d": "B",
+    "Mixed_6e": "B",
+    "Mixed_7a": "RB",
+    "Mixed_7b": "C",
+    "Mixed_7c": "C",
+}
 
 
 def _inception(model, keys) -> Rename:
@@ -159,8 +229,12 @@ def _inception(model, keys) -> Rename:
     return substitutions(
         (r"^(Conv2d_\w+?)\.", lookup(_INCEPTION_STEM, "{}.")),
         (r"^(Mixed_\w\w)\.(\w+?)\.", module),
-        (r"^AuxLogits\.conv([01])\.", r"aux_head.convs.\1."), (r"^AuxLogits\.fc\.", "aux_head.fc."),
-        (r"\.conv\.(weight|bias)$", r".0.\1"), (r"\.bn\.", ".1."), (r"^fc\.", "head.fc."))
+        (r"^AuxLogits\.conv([01])\.", r"aux_head.convs.\1."),
+        (r"^AuxLogits\.fc\.", "aux_head.fc."),
+        (r"\.conv\.(weight|bias)$", r".0.\1"),
+        (r"\.bn\.", ".1."),
+        (r"^fc\.", "head.fc."),
+    )
 
 
 def _mbconv_parts(block: nn.Module) -> list[str]:
@@ -193,15 +267,26 @@ def _torchvision_mbconv(model, keys) -> Rename:
         return f"blocks.{index}.{parts[int(m.group(3))]}."
 
     return substitutions(
-        (r"^features\.0\.", "stem."), (rf"^features\.{last}\.", "conv_head."),
+        (r"^features\.0\.", "stem."),
+        (rf"^features\.{last}\.", "conv_head."),
         (r"^features\.(\d+)\.(?:(\d+)\.block|conv)\.(\d+)\.", block),
-        (r"\.se\.fc1\.", ".se.reduce."), (r"\.se\.fc2\.", ".se.expand."), (r"^classifier\.1\.", "head.fc."))
+        (r"\.se\.fc1\.", ".se.reduce."),
+        (r"\.se\.fc2\.", ".se.expand."),
+        (r"^classifier\.1\.", "head.fc."),
+    )
 
 
 # timm's efficientnet builder names the convs of a block by their role.
 _TIMM_BLOCK_ROLES = {  # role → (index of the conv among the zoo block's parts, conv or BN)
     "depthwise_separable": {"conv_dw": "0.0", "bn1": "0.1", "conv_pw": "-1.0", "bn2": "-1.1"},
-    "inverted_residual": {"conv_pw": "0.0", "bn1": "0.1", "conv_dw": "1.0", "bn2": "1.1", "conv_pwl": "-1.0", "bn3": "-1.1"},
+    "inverted_residual": {
+        "conv_pw": "0.0",
+        "bn1": "0.1",
+        "conv_dw": "1.0",
+        "bn2": "1.1",
+        "conv_pwl": "-1.0",
+        "bn3": "-1.1",
+    },
 }
 
 
@@ -213,18 +298,22 @@ def _timm_mbconv(model, keys) -> Rename:
         index = flat[(int(m.group(1)), int(m.group(2)))]
         zoo_block, role = model.blocks[index], m.group(3)
         if isinstance(zoo_block, nn.Sequential):  # MobileNetV1: depthwise ConvNormAct, pointwise ConvNormAct
-            return f"blocks.{index}.{ {'conv_dw': '0.0', 'bn1': '0.1', 'conv_pw': '1.0', 'bn2': '1.1'}[role]}."
+            return f"blocks.{index}.{ {'conv_dw': '0.0', 'bn1': '0.1', 'conv_pw': '1.0', 'bn2': '1.1'}[role] }."
         if role.startswith("se."):
-            return f"blocks.{index}.se.{ {'conv_reduce': 'reduce', 'conv_expand': 'expand'}[role[3:]]}."
+            return f"blocks.{index}.se.{ {'conv_reduce': 'reduce', 'conv_expand': 'expand'}[role[3:]] }."
         parts = [p for p in _mbconv_parts(zoo_block) if p != "se"]
         kind = "inverted_residual" if len(parts) == 3 else "depthwise_separable"
         position, layer = _TIMM_BLOCK_ROLES[kind][role].split(".")
         return f"blocks.{index}.{parts[int(position)]}.{layer}."
 
     return substitutions(
-        (r"^conv_stem\.", "stem.0."), (r"^bn1\.", "stem.1."), (r"^conv_head\.", "conv_head.0."), (r"^bn2\.", "conv_head.1."),
+        (r"^conv_stem\.", "stem.0."),
+        (r"^bn1\.", "stem.1."),
+        (r"^conv_head\.", "conv_head.0."),
+        (r"^bn2\.", "conv_head.1."),
         (r"^blocks\.(\d+)\.(\d+)\.(conv_dw|conv_pwl|conv_pw|bn\d|se\.conv_reduce|se\.conv_expand)\.", block),
-        (r"^classifier\.", "head.fc."))
+        (r"^classifier\.", "head.fc."),
+    )
 
 
 def _shufflenetv2(model, keys) -> Rename:
@@ -232,10 +321,15 @@ def _shufflenetv2(model, keys) -> Rename:
     main = {"0": "0.0", "1": "0.1", "3": "1.0", "4": "1.1", "5": "2.0", "6": "2.1"}
     return substitutions(
         (r"^conv1\.", "stem.0."),
-        (r"^stage(\d)\.(\d+)\.branch([12])\.(\d)\.",
-         lambda m: f"stages.{int(m.group(1)) - 2}.{m.group(2)}."
-                   f"{'side.' + side[m.group(4)] if m.group(3) == '1' else 'main.' + main[m.group(4)]}."),
-        (r"^fc\.", "head.fc."))
+        (
+            r"^stage(\d)\.(\d+)\.branch([12])\.(\d)\.",
+            lambda m: (
+                f"stages.{int(m.group(1)) - 2}.{m.group(2)}."
+                f"{'side.' + side[m.group(4)] if m.group(3) == '1' else 'main.' + main[m.group(4)]}."
+            ),
+        ),
+        (r"^fc\.", "head.fc."),
+    )
 
 
 def _xception(model, keys) -> Rename:
@@ -245,9 +339,19 @@ def _xception(model, keys) -> Rename:
 
     modules = list(model.entry_flow) + list(model.middle_flow) + [model.exit_flow[0]]
     paths = [f"entry_flow.{i}" for i in range(3)] + [f"middle_flow.{i}" for i in range(8)] + ["exit_flow.0"]
-    table = {"conv1": "stem.0.0", "bn1": "stem.0.1", "conv2": "stem.1.0", "bn2": "stem.1.1",
-             "conv3.conv1": "exit_flow.1.0", "conv3.pointwise": "exit_flow.1.1", "bn3": "exit_flow.1.2",
-             "conv4.conv1": "exit_flow.3.0", "conv4.pointwise": "exit_flow.3.1", "bn4": "exit_flow.3.2", "fc": "head.fc"}
+    table = {
+        "conv1": "stem.0.0",
+        "bn1": "stem.0.1",
+        "conv2": "stem.1.0",
+        "bn2": "stem.1.1",
+        "conv3.conv1": "exit_flow.1.0",
+        "conv3.pointwise": "exit_flow.1.1",
+        "bn3": "exit_flow.1.2",
+        "conv4.conv1": "exit_flow.3.0",
+        "conv4.pointwise": "exit_flow.3.1",
+        "bn4": "exit_flow.3.2",
+        "fc": "head.fc",
+    }
     for number, (module, path) in enumerate(zip(modules, paths), start=1):
         table[f"block{number}.skip"], table[f"block{number}.skipbn"] = f"{path}.shortcut.0", f"{path}.shortcut.1"
         offset = 1 if isinstance(module.body[0], nn.ReLU) else 0
@@ -262,11 +366,20 @@ def _xception(model, keys) -> Rename:
 
 def _darknet(model, keys) -> Rename:
     return substitutions(
-        (r"^stem\.conv1\.conv\.", "stem.0."), (r"^stem\.conv1\.bn\.", "stem.1."),
-        (r"^stages\.(\d)\.conv_down\.(conv|bn)\.", lambda m: f"stages.{m.group(1)}.0.{0 if m.group(2) == 'conv' else 1}."),
-        (r"^stages\.(\d)\.blocks\.(\d+)\.conv([12])\.(conv|bn)\.",
-         lambda m: f"stages.{m.group(1)}.{int(m.group(2)) + 1}.body.{int(m.group(3)) - 1}."
-                   f"{0 if m.group(4) == 'conv' else 1}."))
+        (r"^stem\.conv1\.conv\.", "stem.0."),
+        (r"^stem\.conv1\.bn\.", "stem.1."),
+        (
+            r"^stages\.(\d)\.conv_down\.(conv|bn)\.",
+            lambda m: f"stages.{m.group(1)}.0.{0 if m.group(2) == 'conv' else 1}.",
+        ),
+        (
+            r"^stages\.(\d)\.blocks\.(\d+)\.conv([12])\.(conv|bn)\.",
+            lambda m: (
+                f"stages.{m.group(1)}.{int(m.group(2)) + 1}.body.{int(m.group(3)) - 1}."
+                f"{0 if m.group(4) == 'conv' else 1}."
+            ),
+        ),
+    )
 
 
 def _timm_vit(model, keys) -> Rename:
@@ -275,10 +388,19 @@ def _timm_vit(model, keys) -> Rename:
 
 def _torchvision_vit(model, keys) -> Rename:
     return substitutions(
-        (r"^conv_proj\.", "stem.proj."), (r"^class_token$", "cls_token"), (r"^encoder\.pos_embedding$", "pos_embed"),
-        (r"^encoder\.layers\.encoder_layer_(\d+)\.", r"blocks.\1."), (r"\.ln_1\.", ".norm1."), (r"\.ln_2\.", ".norm2."),
-        (r"\.self_attention\.in_proj_(weight|bias)$", r".attn.qkv.\1"), (r"\.self_attention\.out_proj\.", ".attn.proj."),
-        (r"\.mlp\.0\.", ".mlp.fc1."), (r"\.mlp\.3\.", ".mlp.fc2."), (r"^encoder\.ln\.", "norm."), (r"^heads\.head\.", "head.fc."))
+        (r"^conv_proj\.", "stem.proj."),
+        (r"^class_token$", "cls_token"),
+        (r"^encoder\.pos_embedding$", "pos_embed"),
+        (r"^encoder\.layers\.encoder_layer_(\d+)\.", r"blocks.\1."),
+        (r"\.ln_1\.", ".norm1."),
+        (r"\.ln_2\.", ".norm2."),
+        (r"\.self_attention\.in_proj_(weight|bias)$", r".attn.qkv.\1"),
+        (r"\.self_attention\.out_proj\.", ".attn.proj."),
+        (r"\.mlp\.0\.", ".mlp.fc1."),
+        (r"\.mlp\.3\.", ".mlp.fc2."),
+        (r"^encoder\.ln\.", "norm."),
+        (r"^heads\.head\.", "head.fc."),
+    )
 
 
 def _timm_mlp(table: dict[str, str]) -> RenameFactory:
@@ -286,31 +408,44 @@ def _timm_mlp(table: dict[str, str]) -> RenameFactory:
     pattern = "|".join(re.escape(name) for name in sorted(table, key=len, reverse=True))
 
     def factory(model, keys) -> Rename:
-        return substitutions((r"^stem\.proj\.", "patch_embed.proj."), (r"^head\.", "head.fc."),
-                             (rf"^blocks\.(\d+)\.({pattern})", lambda m: f"blocks.{m.group(1)}.{table[m.group(2)]}"))
+        return substitutions(
+            (r"^stem\.proj\.", "patch_embed.proj."),
+            (r"^head\.", "head.fc."),
+            (rf"^blocks\.(\d+)\.({pattern})", lambda m: f"blocks.{m.group(1)}.{table[m.group(2)]}"),
+        )
 
     return factory
 
 
 _mixer = _timm_mlp({"mlp_tokens.": "token_mlp.", "mlp_channels.": "channel_mlp."})
 _resmlp = _timm_mlp({"linear_tokens.": "token_mix.", "mlp_channels.": "mlp.", "ls1": "ls1.gamma", "ls2": "ls2.gamma"})
-_gmlp = _timm_mlp({"mlp_channels.fc1.": "proj_in.", "mlp_channels.gate.norm.": "sgu.norm.",
-                   "mlp_channels.gate.proj.": "sgu.spatial_proj.", "mlp_channels.fc2.": "proj_out."})
+_gmlp = _timm_mlp(
+    {
+        "mlp_channels.fc1.": "proj_in.",
+        "mlp_channels.gate.norm.": "sgu.norm.",
+        "mlp_channels.gate.proj.": "sgu.spatial_proj.",
+        "mlp_channels.fc2.": "proj_out.",
+    }
+)
 
 
 def _nfnet(model, keys) -> Rename:
     convs = {"conv1": "conv0", "conv2": "conv1", "conv2b": "conv1b", "conv3": "conv2"}
     return substitutions(
         (r"^stem\.conv(\d)\.", lambda m: f"stem.{2 * (int(m.group(1)) - 1)}."),
-        (r"\.(conv1|conv2b|conv2|conv3)\.", lookup(convs, ".{}.")), (r"\.downsample\.conv\.", ".shortcut.1."),
-        (r"\.attn_last\.fc1\.", ".se.reduce."), (r"\.attn_last\.fc2\.", ".se.expand."),
-        (r"\.skipinit_gain$", ".skip_gain"))
+        (r"\.(conv1|conv2b|conv2|conv3)\.", lookup(convs, ".{}.")),
+        (r"\.downsample\.conv\.", ".shortcut.1."),
+        (r"\.attn_last\.fc1\.", ".se.reduce."),
+        (r"\.attn_last\.fc2\.", ".se.expand."),
+        (r"\.skipinit_gain$", ".skip_gain"),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ pairs
 @dataclass(frozen=True)
 class Twin:
     """A zoo model and the torchvision / timm model that computes the same function once ``options`` are set."""
+
     model: str
     library: str
     source: str
@@ -331,48 +466,123 @@ def _pairs() -> list[Twin]:
         for library in (tv, timm):
             twins.append(Twin(f"resnet{depth}", library, f"resnet{depth}", _resnet))
     v15 = dict(options=dict(stride_in_1x1=False), convention="ResNet-50 v1.5: stride on the 3×3 (stride_in_1x1=False)")
-    twins += [Twin("resnet50_v1", tv, "resnet50", _resnet, **v15), Twin("resnet50_v1", timm, "resnet50", _resnet, **v15)]
+    twins += [
+        Twin("resnet50_v1", tv, "resnet50", _resnet, **v15),
+        Twin("resnet50_v1", timm, "resnet50", _resnet, **v15),
+    ]
     twins += [Twin("resnext50_32x4d", lib, "resnext50_32x4d", _resnet) for lib in (tv, timm)]
-    twins += [Twin("se_resnet18", timm, "legacy_seresnet18", _resnet, dict(stem_pool="ceil", act_before_se=True),
-                   convention="Caffe stem pool (stem_pool='ceil'), ReLU before the SE gate (act_before_se)"),
-              Twin("se_resnet50", timm, "legacy_seresnet50", _resnet, dict(stem_pool="ceil"),
-                   convention="Caffe stem pool (stem_pool='ceil')")]
+    twins += [
+        Twin(
+            "se_resnet18",
+            timm,
+            "legacy_seresnet18",
+            _resnet,
+            dict(stem_pool="ceil", act_before_se=True),
+            convention="Caffe stem pool (stem_pool='ceil'), ReLU before the SE gate (act_before_se)",
+        ),
+        Twin(
+            "se_resnet50",
+            timm,
+            "legacy_seresnet50",
+            _resnet,
+            dict(stem_pool="ceil"),
+            convention="Caffe stem pool (stem_pool='ceil')",
+        ),
+    ]
     for depth in (11, 13, 16, 19):
         twins += [Twin(f"vgg{depth}{bn}", tv, f"vgg{depth}{bn}", _sequential_convs) for bn in ("", "_bn")]
     twins.append(Twin("alexnet_tv", tv, "alexnet", _sequential_convs))
     twins += [Twin("densenet121", lib, "densenet121", _densenet) for lib in (tv, timm)]
     twins += [Twin(f"squeezenet1_{v}", tv, f"squeezenet1_{v}", _squeezenet) for v in (0, 1)]
-    twins += [Twin("inception_v3", tv, "inception_v3", _inception, source_kwargs=dict(aux_logits=True, init_weights=False)),
-              Twin("inception_v3", timm, "inception_v3", _inception, dict(aux_logits=False),
-                   convention="no auxiliary head (timm ships none)")]
+    twins += [
+        Twin("inception_v3", tv, "inception_v3", _inception, source_kwargs=dict(aux_logits=True, init_weights=False)),
+        Twin(
+            "inception_v3",
+            timm,
+            "inception_v3",
+            _inception,
+            dict(aux_logits=False),
+            convention="no auxiliary head (timm ships none)",
+        ),
+    ]
     for width in ("050", "075", "100", "140"):
-        twins.append(Twin(f"mobilenetv2_{width}", tv, "mobilenet_v2", _torchvision_mbconv,
-                          source_kwargs=dict(width_mult=int(width) / 100)))
+        twins.append(
+            Twin(
+                f"mobilenetv2_{width}",
+                tv,
+                "mobilenet_v2",
+                _torchvision_mbconv,
+                source_kwargs=dict(width_mult=int(width) / 100),
+            )
+        )
         twins.append(Twin(f"mobilenetv2_{width}", timm, f"mobilenetv2_{width}", _timm_mbconv))
-    twins.append(Twin("mobilenetv1_100", timm, "mobilenetv1_100", _timm_mbconv, dict(act_layer="relu6"),
-                      convention="ReLU6 (act_layer='relu6')"))
+    twins.append(
+        Twin(
+            "mobilenetv1_100",
+            timm,
+            "mobilenetv1_100",
+            _timm_mbconv,
+            dict(act_layer="relu6"),
+            convention="ReLU6 (act_layer='relu6')",
+        )
+    )
     for scale, tv_name in (("050", "x0_5"), ("100", "x1_0"), ("150", "x1_5"), ("200", "x2_0")):
         twins.append(Twin(f"shufflenetv2_{scale}", tv, f"shufflenet_v2_{tv_name}", _shufflenetv2))
     for b in range(8):
         eps = dict(options=dict(bn_eps=1e-5), convention="BatchNorm eps 1e-5 (bn_eps)")
-        twins.append(Twin(f"efficientnet_b{b}", tv, f"efficientnet_b{b}", _torchvision_mbconv, **(eps if b < 5 else {})))
+        twins.append(
+            Twin(f"efficientnet_b{b}", tv, f"efficientnet_b{b}", _torchvision_mbconv, **(eps if b < 5 else {}))
+        )
         twins.append(Twin(f"efficientnet_b{b}", timm, f"efficientnet_b{b}", _timm_mbconv, **eps))
     twins += [Twin(f"efficientnetv2_{s}", tv, f"efficientnet_v2_{s}", _torchvision_mbconv) for s in "sml"]
-    for size, patch in (("tiny", 16), ("small", 16), ("base", 16), ("large", 16), ("small", 32), ("base", 32), ("large", 32)):
+    for size, patch in (
+        ("tiny", 16),
+        ("small", 16),
+        ("base", 16),
+        ("large", 16),
+        ("small", 32),
+        ("base", 32),
+        ("large", 32),
+    ):
         twins.append(Twin(f"vit_{size}_patch{patch}_224", timm, f"vit_{size}_patch{patch}_224", _timm_vit))
         if size in ("base", "large"):
             twins.append(Twin(f"vit_{size}_patch{patch}_224", tv, f"vit_{size[0]}_{patch}", _torchvision_vit))
-    twins.append(Twin("vit_p_18gf", timm, "vit_base_patch16_224", _timm_vit, dict(norm_eps=1e-6),
-                      convention="LayerNorm eps 1e-6 (norm_eps)"))
+    twins.append(
+        Twin(
+            "vit_p_18gf",
+            timm,
+            "vit_base_patch16_224",
+            _timm_vit,
+            dict(norm_eps=1e-6),
+            convention="LayerNorm eps 1e-6 (norm_eps)",
+        )
+    )
     twins += [Twin(f"mixer_{v}_224", timm, f"mixer_{v}_224", _mixer) for v in ("s16", "s32", "b16", "b32")]
     twins += [Twin(f"resmlp_{d}", timm, f"resmlp_{d}_224", _resmlp) for d in (12, 24)]
     twins += [Twin(f"gmlp_{v}16_224", timm, f"gmlp_{v}16_224", _gmlp) for v in ("ti", "s")]
     nf = dict(padding="same", ws_eps=1e-5, ws_eps_mode="add", gelu_approximate="none")
-    twins += [Twin(f"nfnet_f{k}", timm, f"dm_nfnet_f{k}", _nfnet, nf,
-                   convention="TF SAME padding, WS eps added to Var (1e-5), exact GELU") for k in range(4)]
+    twins += [
+        Twin(
+            f"nfnet_f{k}",
+            timm,
+            f"dm_nfnet_f{k}",
+            _nfnet,
+            nf,
+            convention="TF SAME padding, WS eps added to Var (1e-5), exact GELU",
+        )
+        for k in range(4)
+    ]
     twins.append(Twin("xception", timm, "legacy_xception", _xception))
-    twins.append(Twin("darknet53", timm, "darknet53", _darknet, dict(leaky_slope=0.01),
-                      convention="LeakyReLU slope 0.01 (leaky_slope)"))
+    twins.append(
+        Twin(
+            "darknet53",
+            timm,
+            "darknet53",
+            _darknet,
+            dict(leaky_slope=0.01),
+            convention="LeakyReLU slope 0.01 (leaky_slope)",
+        )
+    )
     return twins
 
 
@@ -381,9 +591,9 @@ TWINS: list[Twin] = _pairs()
 # Zoo models whose namesake in torchvision or timm computes a different function that no option reconciles.
 REFUSED = {
     "googlenet": "torchvision's googlenet is not the paper's network: it adds BatchNorm to every conv, drops the "
-                 "LRNs and uses a 3×3 conv where the paper has 5×5, so its weights do not fit the zoo's GoogLeNet",
+    "LRNs and uses a 3×3 conv where the paper has 5×5, so its weights do not fit the zoo's GoogLeNet",
     "alexnet": "torchvision's alexnet is the single-tower network of 'One weird trick' (64-192-384-256-256, no LRN, "
-               "no groups): load it into alexnet_tv",
+    "no groups): load it into alexnet_tv",
     "vit_tiny_patch32_224": "neither torchvision nor timm ships a ViT-Ti/32",
     "mobilenetv1_025": "timm's MobileNetV1 comes only at widths 1.0 and 1.25: use mobilenetv1_100",
     "mobilenetv1_050": "timm's MobileNetV1 comes only at widths 1.0 and 1.25: use mobilenetv1_100",
@@ -396,8 +606,10 @@ def twins_of(name: str) -> list[Twin]:
     found = [twin for twin in TWINS if twin.model == canonical]
     if not found:
         reason = REFUSED.get(canonical, "it has no torchvision or timm twin")
-        raise PretrainedError(f"{canonical} cannot load torchvision/timm weights: {reason} "
-                              f"(models that can: python -m zoo.pretrained --list)")
+        raise PretrainedError(
+            f"{canonical} cannot load torchvision/timm weights: {reason} "
+            f"(models that can: python -m zoo.pretrained --list)"
+        )
     return found
 
 
@@ -424,7 +636,7 @@ def build_reference(twin: Twin, img_size: int | None = None, pretrained: bool = 
 def download_state_dict(twin: Twin) -> dict[str, torch.Tensor]:
     """The twin's default weights through its library's API; offline, an error saying where to put the file."""
     try:
-        return build_reference(twin, pretrained=True).state_dict()
+        reference = build_reference(twin, pretrained=True)
     except (OSError, RuntimeError, ValueError) as err:  # URLError, HF hub offline errors, hub cache misses
         if twin.library == "torchvision":
             import torchvision.models
@@ -437,18 +649,45 @@ def download_state_dict(twin: Twin) -> dict[str, torch.Tensor]:
             cfg = timm.models.get_pretrained_cfg(twin.source)
             hub = getattr(cfg, "hf_hub_id", None) or f"timm/{twin.source}"
             hub = f"timm/{twin.source}.{cfg.tag}" if hub == "timm/" else hub
-            where = (f"https://huggingface.co/{hub}/resolve/main/model.safetensors (download it and pass its path, "
-                     f"or set HF_HOME to a Hugging Face cache that holds it)")
+            where = (
+                f"https://huggingface.co/{hub}/resolve/main/model.safetensors (download it and pass its path, "
+                f"or set HF_HOME to a Hugging Face cache that holds it)"
+            )
         reason = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}" if str(err) else type(err).__name__
-        raise PretrainedError(f"could not fetch {twin.label} weights ({reason}); offline, the file is "
-                              f"{where}; or pass --pretrained=PATH to a state dict") from None
+        raise PretrainedError(
+            f"could not fetch {twin.label} weights ({reason}); offline, the file is "
+            f"{where}; or pass --pretrained=PATH to a state dict"
+        ) from None
+    if getattr(reference, "transform_input", False):  # torchvision's Inception-v3 weights come with it on
+        return fold_transform_input(reference.state_dict())
+    return reference.state_dict()
+
+
+# torchvision's Inception-v3 ``transform_input``: x'_c = x_c · std_c / 0.5 + (mean_c − 0.5) / 0.5, which turns
+# ImageNet-normalised input into the [-1, 1] input the ported TF-Slim weights were trained on.
+_TV_INCEPTION_SCALE = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64) / 0.5
+_TV_INCEPTION_SHIFT = (torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64) - 0.5) / 0.5
+
+
+def fold_transform_input(state: dict[str, torch.Tensor], conv: str = "Conv2d_1a_3x3") -> dict[str, torch.Tensor]:
+    """A torchvision Inception-v3 state dict with its ``transform_input`` folded into the first conv and BN:
+    the conv is unpadded, so scaling its weight per input channel and moving the shift's response into the BN
+    running mean computes exactly what the transform followed by the original conv did."""
+    state = dict(state)
+    weight = state[f"{conv}.conv.weight"]
+    shift_response = (weight * _TV_INCEPTION_SHIFT.to(weight).view(1, 3, 1, 1)).sum((1, 2, 3))
+    state[f"{conv}.conv.weight"] = weight * _TV_INCEPTION_SCALE.to(weight).view(1, 3, 1, 1)
+    state[f"{conv}.bn.running_mean"] = state[f"{conv}.bn.running_mean"] - shift_response
+    return state
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
-        raise PretrainedError(f"pretrained weights {str(path)!r} not found: pass a .pth/.pt/.safetensors file, "
-                              f"or 'torchvision' / 'timm' to fetch the library's weights")
+        raise PretrainedError(
+            f"pretrained weights {str(path)!r} not found: pass a .pth/.pt/.safetensors file, "
+            f"or 'torchvision' / 'timm' to fetch the library's weights"
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -457,8 +696,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise PretrainedError(f"cannot read pretrained weights {str(path)!r} ({type(err).__name__}): "
-                              f"expected a torchvision or timm state dict (.pth/.pt/.safetensors)") from None
+        raise PretrainedError(
+            f"cannot read pretrained weights {str(path)!r} ({type(err).__name__}): "
+            f"expected a torchvision or timm state dict (.pth/.pt/.safetensors)"
+        ) from None
     for wrapper in ("state_dict_ema", "state_dict", "model"):  # timm / torchvision training checkpoints
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -469,8 +710,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------------ conversion
-def convert_state_dict(twin: Twin, source: dict[str, torch.Tensor], model: nn.Module,
-                       first_conv: str | None = None) -> dict[str, torch.Tensor]:
+def convert_state_dict(
+    twin: Twin, source: dict[str, torch.Tensor], model: nn.Module, first_conv: str | None = None
+) -> dict[str, torch.Tensor]:
     """The source's tensors under the zoo model's names; every zoo tensor filled once, with its own shape and
     dtype. ``first_conv`` names the zoo's input conv when it takes other than 3 channels (``adapt_first_conv``)."""
     target = model.state_dict()
@@ -499,8 +741,10 @@ def convert_state_dict(twin: Twin, source: dict[str, torch.Tensor], model: nn.Mo
             else:
                 problems.append(f"{name} (not in the source)")
     if problems:
-        raise PretrainedError(f"these weights are not {twin.label} weights for {twin.model}: {len(problems)} tensors "
-                              f"do not fit, e.g. {'; '.join(problems[:3])}")
+        raise PretrainedError(
+            f"these weights are not {twin.label} weights for {twin.model}: {len(problems)} tensors "
+            f"do not fit, e.g. {'; '.join(problems[:3])}"
+        )
     return converted
 
 
@@ -508,8 +752,10 @@ def _renamer(twin: Twin, model: nn.Module, source: dict[str, torch.Tensor]) -> R
     try:
         return twin.rename(model, list(source))
     except (ValueError, KeyError, IndexError) as err:  # the structure the renamer reads is not there
-        raise PretrainedError(f"these weights are not {twin.label} weights for {twin.model}: their names do not "
-                              f"follow {twin.label}'s ({type(err).__name__}: {err})") from None
+        raise PretrainedError(
+            f"these weights are not {twin.label} weights for {twin.model}: their names do not "
+            f"follow {twin.label}'s ({type(err).__name__}: {err})"
+        ) from None
 
 
 def _fit(name: str, tensor: torch.Tensor, like: torch.Tensor, problems: list[str]) -> torch.Tensor:
@@ -548,8 +794,9 @@ def input_conv(model: nn.Module) -> str:
     raise PretrainedError(f"{type(model).__name__} has no input convolution to adapt to other channel counts")
 
 
-def create_pretrained(name: str, source: str, num_classes: int = 1000, in_chans: int = 3, img_size: int | None = None,
-                      **overrides) -> nn.Module:
+def create_pretrained(
+    name: str, source: str, num_classes: int = 1000, in_chans: int = 3, img_size: int | None = None, **overrides
+) -> nn.Module:
     """``create_model(name, pretrained=source)``: the zoo model built with the source's conventions and weights,
     its classifier re-initialised for ``num_classes`` (kept when the source has as many classes) and its input
     conv adapted to ``in_chans``."""
@@ -557,18 +804,21 @@ def create_pretrained(name: str, source: str, num_classes: int = 1000, in_chans:
     if source in LIBRARIES:
         chosen = [t for t in twins if t.library == source]
         if not chosen:
-            raise PretrainedError(f"{resolve_name(name)} has no {source} twin; its twins: "
-                                  f"{', '.join(t.label for t in twins)}")
+            raise PretrainedError(
+                f"{resolve_name(name)} has no {source} twin; its twins: {', '.join(t.label for t in twins)}"
+            )
         twins = chosen[:1]
         weights = download_state_dict(twins[0])
     else:
         weights = read_state_dict(source)
     failures = []
     for twin in twins:  # a file is recognised by its names: the first twin whose every tensor fits
+
         def build(classes: int) -> nn.Module:
             with torch.device("meta"):  # no initialiser runs: every tensor comes from the source
-                return create_model(name, num_classes=classes, in_chans=in_chans, img_size=img_size,
-                                    **{**twin.options, **overrides})
+                return create_model(
+                    name, num_classes=classes, in_chans=in_chans, img_size=img_size, **{**twin.options, **overrides}
+                )
 
         model = build(1000)
         source_classes = _classifier_width(twin, weights, model)
@@ -661,8 +911,20 @@ def equivalence(twin: Twin, reference: nn.Module | None = None, batch: int = 2, 
     model.load_state_dict(convert_state_dict(twin, reference.state_dict(), model), assign=True)
     model.eval()
     images = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    with torch.no_grad():
+    with torch.no_grad(), one_thread():
         return float((reference(images) - model(images)).abs().max())
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run on one thread: the checks are tiny float64 batches (depthwise convs run group by group), whose
+    OpenMP barriers cost 10-1000× the work on a loaded CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def equivalence_walk(pattern: str = "*") -> Iterable[tuple[Twin, float]]:
@@ -686,26 +948,59 @@ def write_table(path: Path, pattern: str = "*") -> None:
 
     rows = []
     for twin, diff in equivalence_walk(pattern):
-        rows.append(dict(model=twin.model, twin=twin.label, options=" ".join(f"{k}={v}" for k, v in twin.options.items()),
-                         input_px=test_size(twin), max_abs_logit_diff=f"{diff:.1e}"))
+        rows.append(
+            dict(
+                model=twin.model,
+                twin=twin.label,
+                options=" ".join(f"{k}={v}" for k, v in twin.options.items()),
+                input_px=test_size(twin),
+                max_abs_logit_diff=f"{diff:.1e}",
+            )
+        )
         print(f"{twin.model:24s} {twin.label:34s} {diff:.1e}", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(path, index=False)
+    if pattern == "*":  # a partial walk only prints: the CSV always covers every pair
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def _difference(value: float) -> str:
+    return "0 (bit-exact)" if value == 0 else f"{value:.0e}"
+
+
+def markdown_table(path: Path) -> str:
+    """The CSV as a README table: one row per family and convention, the largest difference of its pairs."""
+    import pandas as pd
+
+    table = pd.read_csv(path, keep_default_na=False)
+    table["family"] = [get_model_info(m).family for m in table.model]
+    table["library"] = [label.partition(":")[0] for label in table.twin]
+    lines = ["| zoo models | twins | options set by the converter | max \\|Δ logit\\| |", "|---|---|---|---|"]
+    for (_, library, options), group in table.groupby(["family", "library", "options"], sort=False):
+        models = ", ".join(dict.fromkeys(group.model))
+        twins = ", ".join(dict.fromkeys(t.partition(":")[2] for t in group.twin))
+        largest = _difference(group.max_abs_logit_diff.astype(float).max())
+        lines.append(f"| {models} | {library}: {twins} | {options or '—'} | {largest} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", action="store_true", help="check every pair, write results/pretrained_equivalence.csv")
+    parser.add_argument(
+        "--table", action="store_true", help="check every pair, write results/pretrained_equivalence.csv"
+    )
     parser.add_argument("--list", action="store_true", help="list the pairs")
+    parser.add_argument("--markdown", action="store_true", help="print the CSV as the README's table")
     parser.add_argument("--models", default="*", help="only pairs whose zoo model matches this wildcard")
     args = parser.parse_args(argv)
-    if args.list or not args.table:
+    if args.list or not (args.table or args.markdown):
         for twin in TWINS:
             print(f"{twin.model:24s} {twin.label:34s} {twin.convention}")
         for name, reason in REFUSED.items():
             print(f"{name:24s} refused: {reason}")
     if args.table:
         write_table(Path("results/pretrained_equivalence.csv"), args.models)
+    if args.markdown:
+        print(markdown_table(Path("results/pretrained_equivalence.csv")))
 
 
 if __name__ == "__main__":
