@@ -120,11 +120,12 @@ def test_classifier_is_reinitialised_and_a_file_is_recognised_by_its_names(tmp_p
     assert torch.equal(model.stem[0].weight, reference.conv_stem.weight)
 
 
-def test_position_table_is_resampled_for_another_input_size(tmp_path):
-    reference = timm.create_model("vit_tiny_patch16_224")
+def test_headless_weights_and_another_input_size(tmp_path):
+    reference = timm.create_model("vit_tiny_patch16_224", num_classes=0)  # as timm's ImageNet-21k ViTs ship
     torch.save(reference.state_dict(), tmp_path / "vit.pth")
-    model = zoo.create_model("vit_tiny_patch16_224", img_size=32, pretrained=str(tmp_path / "vit.pth"))
-    assert model.pos_embed.shape == (1, 1 + 4, 192)
+    model = zoo.create_model("vit_tiny_patch16_224", num_classes=5, img_size=32, pretrained=str(tmp_path / "vit.pth"))
+    assert model.head.fc.out_features == 5 and not any(p.is_meta for p in model.parameters())
+    assert model.pos_embed.shape == (1, 1 + 4, 192)  # the 14×14 table resampled to the 2×2 grid
     assert torch.equal(model.pos_embed[:, 0], reference.pos_embed[:, 0])
 
 

@@ -630,6 +630,8 @@ def build_reference(twin: Twin, img_size: int | None = None, pretrained: bool = 
 
     if img_size is not None and re.match(r"(vit|mixer|resmlp|gmlp)_", twin.source):
         kwargs["img_size"] = img_size
+    if not pretrained:
+        kwargs.setdefault("num_classes", 1000)  # some default configs are headless (ImageNet-21k ViT-L/32)
     return timm.create_model(twin.source, pretrained=pretrained, **kwargs)
 
 
@@ -711,10 +713,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------ conversion
 def convert_state_dict(
-    twin: Twin, source: dict[str, torch.Tensor], model: nn.Module, first_conv: str | None = None
+    twin: Twin,
+    source: dict[str, torch.Tensor],
+    model: nn.Module,
+    first_conv: str | None = None,
+    headless: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The source's tensors under the zoo model's names; every zoo tensor filled once, with its own shape and
-    dtype. ``first_conv`` names the zoo's input conv when it takes other than 3 channels (``adapt_first_conv``)."""
+    dtype. ``first_conv`` names the zoo's input conv when it takes other than 3 channels (``adapt_first_conv``);
+    ``headless`` leaves the classifier (``head.fc``) to be initialised afresh."""
     target = model.state_dict()
     rename = _renamer(twin, model, source)
     converted, problems = {}, []
@@ -738,7 +745,7 @@ def convert_state_dict(
         if name not in converted:
             if name.endswith("num_batches_tracked"):  # a counter some exports leave out
                 converted[name] = torch.zeros((), dtype=torch.long)
-            else:
+            elif not (headless and name.startswith("head.fc.")):
                 problems.append(f"{name} (not in the source)")
     if problems:
         raise PretrainedError(
@@ -822,11 +829,12 @@ def create_pretrained(
 
         model = build(1000)
         source_classes = _classifier_width(twin, weights, model)
-        if source_classes != 1000:
+        if source_classes not in (0, 1000):
             model = build(source_classes)
         try:
             first_conv = input_conv(model) if in_chans != 3 else None
-            model.load_state_dict(convert_state_dict(twin, weights, model, first_conv), assign=True)
+            converted = convert_state_dict(twin, weights, model, first_conv, headless=source_classes == 0)
+            model.load_state_dict(converted, assign=True, strict=source_classes > 0)
             break
         except PretrainedError as err:
             failures.append(err)
@@ -834,14 +842,15 @@ def create_pretrained(
         if len(failures) == 1:
             raise failures[0]
         raise PretrainedError(f"the state dict matches none of {', '.join(t.label for t in twins)}: {failures[0]}")
-    if num_classes != source_classes:
+    if num_classes != source_classes:  # always for headless weights
         model.reset_classifier(num_classes)
     model.pretrained_options = dict(twin.options)  # rebuilding the model (zoo.load_model) needs them
     return model
 
 
 def _classifier_width(twin: Twin, weights: dict[str, torch.Tensor], model: nn.Module) -> int:
-    """Classes of the source's classifier (1000 for ImageNet weights, fewer for a fine-tuned state dict)."""
+    """Classes of the source's classifier (1000 for ImageNet weights, fewer for a fine-tuned state dict; 0 for
+    a state dict without one)."""
     classifier = next(f"head.fc.{n}" for n, p in model.head.fc.named_parameters() if p.ndim > 1)
     try:
         rename = _renamer(twin, model, weights)
@@ -853,7 +862,8 @@ def _classifier_width(twin: Twin, weights: dict[str, torch.Tensor], model: nn.Mo
                 return int(tensor.shape[0])
         except (KeyError, IndexError, PretrainedError):
             continue
-    return 1000  # not this twin's names: the conversion says which tensors do not fit
+    # Names that map, but no classifier among them: headless weights (timm's ImageNet-21k ViTs ship without).
+    return 0
 
 
 # ----------------------------------------------------------------------------------------- equivalence
