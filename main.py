@@ -8,12 +8,16 @@ tracebacks. After training: python -m harness.evaluate and python -m harness.pre
 
 Exit codes: 0 done; 1 the training diverged (NaN/inf loss: the run's summary says "failed", its last good
 checkpoint is untouched); 2 bad input (one line on stderr says what and how to fix it; nothing written);
-130 interrupted.
+130 interrupted by Ctrl-C, 143 by SIGTERM (the run's summary says "interrupted"; when it has a checkpoint,
+stderr gives the exact command that resumes it).
 """
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import sys
+import threading
 
 import zoo
 from harness.config import build_config, help_text, parse_command_line
@@ -35,6 +39,36 @@ def list_models_table(pattern: str = "*") -> str:
     return "\n".join(lines)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, so that it ends as an interrupted run (status, resume command)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that continues this run: the same arguments, --resume=auto instead of any --resume."""
+    kept, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("--") and token[2:].partition("=")[0].replace("-", "_") == "resume":
+            takes_next = "=" not in token and i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            i += 2 if takes_next else 1
+            continue
+        kept.append(token)
+        i += 1
+    return shlex.join(["python", "main.py", *kept, "--resume=auto"])
+
+
+def interrupted_message(argv: list[str], cfg) -> str:
+    if cfg is not None:
+        from harness.checkpoint import LAST, checkpoint_folder
+        if (checkpoint_folder(cfg) / LAST).is_file():
+            return f"interrupted; resume with: {resume_command(argv)}"
+    return "interrupted (no checkpoint to resume from: --checkpoint=True makes a run resumable)"
+
+
 def print_output(text: str) -> None:
     """Print to stdout; a reader that stops early (``| head``) ends the output quietly."""
     try:
@@ -46,6 +80,9 @@ def print_output(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    cfg = None
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         keys, flags = parse_command_line(argv)
         if flags["help"]:
@@ -68,9 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print(interrupted_message(argv, cfg), file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ class Domain:
             return "positive"
         if self.ge == 0 and self.gt is self.le is self.lt is None:
             return "zero or positive"
-        low = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else "(-inf"
-        high = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else "inf)"
+        low = f"[{_num(self.ge)}" if self.ge is not None else f"({_num(self.gt)}" if self.gt is not None else "(-inf"
+        high = f"{_num(self.le)}]" if self.le is not None else f"{_num(self.lt)})" if self.lt is not None else "inf)"
         return "" if low == "(-inf" and high == "inf)" else f"in {low}, {high}"
 
 
@@ -93,7 +93,7 @@ def key(default: Any, help: str, **domain) -> Any:  # noqa: A002 — "help" is t
 @dataclass
 class Config:
     # what to train
-    model: str = key("resnet18", "the zoo model to train (python main.py --list-models)", pattern=NAME)
+    model: str = key("resnet18", "a registered model name (python main.py --list-models)", pattern=NAME)
     dataset: str = key("digits", "the dataset (configs/datasets/)", choices=DATASETS)
     recipe: str = key("paper", "paper: the model's recipe from configs/models/; seed: the defaults here",
                       choices=("paper", "seed"))
@@ -170,7 +170,7 @@ class Config:
     channels_last: str = key("auto", "NHWC layout of model and batches: auto (GPU: off; CPU: timed) | true | "
                              "false", choices=("auto", "true", "false"))
     compile: bool = key(False, "torch.compile the training model (evaluation stays eager)")
-    compile_backend: str = key("inductor", "torch.compile backend", pattern=r"[a-z_]{1,32}")
+    compile_backend: str = key("inductor", "a torch.compile backend name", pattern=r"[a-z_]{1,32}")
     sync_bn: bool = key(False, "under torchrun: BatchNorm statistics synchronised across processes")
     checkpoint: bool = key(False, "write <checkpoint_dir>/<model>_<dataset>_s<seed>/{last,best}.pt every epoch")
     checkpoint_dir: str = key("checkpoints", "folder of the checkpoint folders", path=True)
@@ -178,7 +178,7 @@ class Config:
     model_save: bool = key(False, "export final weights as safetensors beside the run's config")
     results_dir: str = key("results", "folder of the run folders (runs/<run id>/)", path=True)
     plots_dir: str = key("plots", "folder of the training-curve plots", path=True)
-    protocol: str = key("", "set by benchmarks.sweep: the configs/protocols/ name a run belongs to",
+    protocol: str = key("", "a configs/protocols/ name (set by benchmarks.sweep for the runs it makes)",
                         pattern=r"[a-z0-9_]{0,64}")
 
     def __post_init__(self) -> None:
@@ -347,16 +347,20 @@ def check_value(name: str, value: Any, source: str) -> Any:
     return value
 
 
+def _num(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
 def _broken_bound(number: float, rule: Domain) -> str | None:
     """The bound ``number`` breaks, in words ("positive", "at most 30"), or None."""
     if rule.gt is not None and number <= rule.gt:
-        return "positive" if rule.gt == 0 else f"above {rule.gt:g}"
+        return "positive" if rule.gt == 0 else f"above {_num(rule.gt)}"
     if rule.ge is not None and number < rule.ge:
-        return {0: "zero or positive", 1: "positive"}.get(rule.ge, f"at least {rule.ge:g}")
+        return {0: "zero or positive", 1: "positive"}.get(rule.ge, f"at least {_num(rule.ge)}")
     if rule.lt is not None and number >= rule.lt:
-        return f"below {rule.lt:g}" + (f" (the range is {rule.describe().removeprefix('in ')})" if rule.ge == 0 else "")
+        return f"below {_num(rule.lt)}" + (f" (the range is {rule.describe().removeprefix('in ')})" if rule.ge == 0 else "")
     if rule.le is not None and number > rule.le:
-        return f"at most {rule.le:g}"
+        return f"at most {_num(rule.le)}"
     return None
 
 
@@ -389,6 +393,18 @@ def check_together(cfg: Config) -> None:
 
 
 # ---------------------------------------------------------------- model options
+
+
+@lru_cache(maxsize=256)
+def _meta_build_problem(name: str, options_yaml: str) -> str | None:
+    """Why the model cannot be built with these options (built on the meta device: no memory), or None."""
+    import torch
+    try:
+        with torch.device("meta"):
+            zoo.create_model(name, num_classes=10, in_chans=3, **yaml.safe_load(options_yaml))
+    except Exception as err:  # noqa: BLE001 — whatever the builder raises, the options are what broke it
+        return (str(err).splitlines() or [type(err).__name__])[0][:200]
+    return None
 
 
 @lru_cache(maxsize=None)
@@ -481,6 +497,10 @@ def check_model_kwargs(info: zoo.ModelInfo, options: dict[str, Any]) -> None:
         if not _annotation_accepts(annotation, value):
             shown = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
             raise UsageError(f"model_kwargs {name} of {info.name} must be {shown}, got {_short(value)}")
+    if options and _meta_build_problem(info.name, "{}") is None:  # a model that builds on meta at all
+        problem = _meta_build_problem(info.name, yaml.safe_dump(options, sort_keys=True))
+        if problem:
+            raise UsageError(f"model_kwargs {_short(options)} cannot build {info.name}: {problem}")
 
 
 # ---------------------------------------------------------------- YAML

@@ -10,6 +10,7 @@ and the augmentation of epoch e depend only on (seed, e), so a resumed run sees 
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ DEFAULT_DATA_DIR = Path("data")
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
+CLASS_COUNTS = {"cifar100": 100}   # every other tensor dataset has 10
 # Per-channel mean and std of the training images, in [0, 1] units.
 NORMALISATION = {
     "digits": ((0.3071,), (0.3883,)),
@@ -120,6 +122,14 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(f"dataset file {path} is corrupted or truncated ({err}): delete it and download it again") from None
 
 
+def check_labels(labels: np.ndarray, num_classes: int, path: Path) -> None:
+    """Every label a class index of the dataset, or a UsageError naming the file and the first bad label."""
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise UsageError(f"dataset file {path} holds label {int(labels[bad[0]])} at item {int(bad[0])}, outside the "
+                         f"{num_classes} classes 0..{num_classes - 1}: the file is damaged; download it again")
+
+
 # ---------------------------------------------------------------- datasets
 
 
@@ -155,8 +165,12 @@ def load_mnist_family(cfg: Config, name: str) -> tuple[Split, Split]:
             files = [f"{n}.gz" for s in IDX_FILES.values() for n in s]
             raise UsageError(_download_hint(name, roots[0] / torchvision_name / "raw", files))
         images, labels = read_idx(paths[0]), read_idx(paths[1])
+        if images.ndim != 3 or labels.ndim != 1:
+            raise UsageError(f"{paths[0]} and {paths[1]} are not an image file (N, H, W) and a label file (N,): "
+                             f"the files are damaged or swapped")
         if len(images) != len(labels):
             raise UsageError(f"{paths[0]} and {paths[1]} hold different numbers of items: the files are damaged")
+        check_labels(labels, CLASS_COUNTS.get(name, 10), paths[1])
         splits.append(Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))))
     return splits[0], splits[1]
 
@@ -175,6 +189,8 @@ def load_cifar(cfg: Config, name: str) -> tuple[Split, Split]:
         if missing:
             raise UsageError(_download_hint(name, root / folder, train_files + test_files))
         parts = [read_cifar_batch(root / folder / f) for f in files]
+        for f, (_, labels) in zip(files, parts):
+            check_labels(labels, CLASS_COUNTS.get(name, 10), root / folder / f)
         splits.append(Split(torch.from_numpy(np.concatenate([p[0] for p in parts])),
                             torch.from_numpy(np.concatenate([p[1] for p in parts]))))
     return splits[0], splits[1]
@@ -224,7 +240,10 @@ def load_digits_splits(test_fraction: float = 0.2) -> tuple[Split, Split]:
     return Split(images[train], labels[train]), Split(images[test], labels[test])
 
 
-def synthetic_splits(size: int, n_train: int = 1024, n_test: int = 256, classes: int = 10) -> tuple[Split, Split]:
+SYNTHETIC_TEST_IMAGES = 256
+
+
+def synthetic_splits(size: int, n_train: int = 1024, n_test: int = SYNTHETIC_TEST_IMAGES, classes: int = 10) -> tuple[Split, Split]:
     gen = torch.Generator().manual_seed(1234)
     make = lambda n: Split(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen),  # noqa: E731
                            torch.randint(0, classes, (n,), generator=gen))
@@ -253,7 +272,7 @@ def load_tensor_data(cfg: Config, img_size: int) -> Data:
     else:
         raise UsageError(f"dataset '{name}' is not a tensor dataset")
     train, val = carve_validation(train, cfg.val_fraction, cfg.seed)
-    num_classes = {"cifar100": 100}.get(name, 10)
+    num_classes = CLASS_COUNTS.get(name, 10)
     return Data(name, train, val, test, num_classes, train.images.shape[1], synthetic=name == "synthetic")
 
 
@@ -362,16 +381,42 @@ class Streams:
             stream.memory_format = torch.channels_last
 
 
+def device_memory(device: torch.device) -> int:
+    """Bytes of memory on ``device`` (the GPU's, or this machine's RAM)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(cfg: Config, img_size: int, device: torch.device) -> None:
+    """Refuse, before anything is allocated, sizes whose data alone cannot fit in the device's memory: the
+    stored synthetic images, and one batch as padded uint8 crops and as float images at the input size."""
+    stored = (cfg.synthetic_images + SYNTHETIC_TEST_IMAGES) * 3 * img_size ** 2 if cfg.dataset == "synthetic" else 0
+    padded = cfg.batch_size * 3 * (cfg.input_size + 2 * cfg.crop_padding) ** 2
+    batch = cfg.batch_size * 3 * img_size ** 2 * 4 * 3   # float32: converted, resized, normalised
+    total, available = stored + padded + batch, device_memory(device)
+    if total > available:
+        causes = max([(stored, "--synthetic-images"), (padded, "--crop-padding"), (batch, "--img-size or --batch-size")])
+        raise UsageError(f"this run's data needs about {total / 1e9:.3g} GB, more than the {available / 1e9:.3g} GB "
+                         f"of {device.type} memory: lower {causes[1]}")
+
+
 def open_data(cfg: Config, img_size: int, device: torch.device, ranks: Dist = Dist()) -> Streams:
     """Train, validation and test batches for ``cfg.dataset`` on ``device``, sharded over the ranks."""
+    check_memory(cfg, img_size, device)
     mean_std = NORMALISATION[cfg.dataset]
     common = dict(batch_size=cfg.batch_size, img_size=img_size, mean_std=mean_std, rank=ranks.rank,
                   world_size=ranks.world_size)
     if cfg.dataset == "imagenet":
-        from harness.imagenet import FolderStream, scan_folder
+        from harness.imagenet import FolderStream, readable_jpegs, scan_folder
         root = _data_dirs(cfg)[0]
         train_samples, classes = scan_folder(root / "train")
-        test_samples, _ = scan_folder(root / "val")
+        test_samples, _ = scan_folder(root / "val", classes)
+        (train_samples, skipped_train), (test_samples, skipped_test) = (
+            readable_jpegs(train_samples, cfg.skip_corrupt), readable_jpegs(test_samples, cfg.skip_corrupt))
+        if (skipped_train or skipped_test) and ranks.is_main:
+            print(f"note: --skip-corrupt skipped {skipped_train} training and {skipped_test} validation images "
+                  f"under {root} that are not whole JPEGs")
         order = torch.randperm(len(train_samples), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
         n_val = max(1, round(len(order) * cfg.val_fraction))
         pick = lambda idx: [train_samples[i] for i in idx]  # noqa: E731

@@ -13,6 +13,7 @@ Evaluation resizes the shorter side to size/0.875 and takes the centre crop (the
 from __future__ import annotations
 
 import math
+import stat
 import warnings
 from pathlib import Path
 
@@ -27,17 +28,59 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".JPEG", ".JPG")
 EVAL_CROP_FRACTION = 0.875
 
 
-def scan_folder(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
-    """(path, class index) for every JPEG under root/<class>/, classes in sorted order."""
+def scan_folder(root: Path, classes: list[str] | None = None) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(path, class index) for every JPEG under root/<class>/, classes in sorted order; given ``classes``
+    (the training folder's), every class folder of ``root`` must be one of them and keeps its index."""
     if not root.is_dir():
         raise UsageError(f"{root} does not exist: ImageNet needs train/ and val/ folders with one sub-folder "
                          f"per class under --data-dir")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    samples = [(path, index) for index, name in enumerate(classes)
+    found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if classes is not None:
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise UsageError(f"{root} has class folders that the training folder lacks ({', '.join(unknown[:3])}): "
+                             f"both must hold the same classes")
+    index_of = {name: i for i, name in enumerate(classes if classes is not None else found)}
+    samples = [(path, index_of[name]) for name in found
                for path in sorted((root / name).iterdir()) if path.suffix in IMAGE_SUFFIXES]
     if not samples:
         raise UsageError(f"{root} holds no JPEG files in class sub-folders (expected {root}/<class>/<image>.jpg)")
-    return samples, classes
+    return samples, found if classes is None else classes
+
+
+def jpeg_problem(path: Path) -> str | None:
+    """What is wrong with a JPEG file at a glance (its start and end markers), or None; no decoding."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file"
+        with open(path, "rb") as handle:
+            head = handle.read(3)
+            handle.seek(max(0, info.st_size - 64))
+            tail = handle.read()
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
+    if head != b"\xff\xd8\xff":
+        return "not a JPEG (no start-of-image marker)"
+    if b"\xff\xd9" not in tail:
+        return "truncated (no end-of-image marker)"
+    return None
+
+
+def readable_jpegs(samples: list[tuple[Path, int]], skip_corrupt: bool) -> tuple[list[tuple[Path, int]], int]:
+    """The samples whose files look like whole JPEGs, and how many were skipped; without ``skip_corrupt`` the
+    first bad file stops the run, named, before training."""
+    kept = []
+    for path, label in samples:
+        problem = jpeg_problem(path)
+        if problem is None:
+            kept.append((path, label))
+        elif not skip_corrupt:
+            raise UsageError(f"image {path} is {problem}: replace or delete it, or pass --skip-corrupt=true "
+                             f"to skip such files")
+    if not kept:
+        raise UsageError(f"none of the {len(samples)} images under {samples[0][0].parent.parent} is a readable JPEG")
+    return kept, len(samples) - len(kept)
 
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:

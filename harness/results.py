@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import platform
+import re
 import secrets
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from harness.errors import UsageError
 from harness.io import safe_filename, write_json, write_text, write_yaml
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
@@ -27,9 +29,22 @@ def new_run_id(model: str, dataset: str, seed: int) -> str:
     return f"{stamp}_{safe_filename(model)}_{safe_filename(dataset)}_s{seed}_{secrets.token_hex(3)}"
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}")   # one path component, never "." or ".."
+
+
+def check_run_id(run_id: Any, source: str) -> str:
+    """A run id (read from ``source``) that is safe as one folder name under results/runs/."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise UsageError(f"{source} names the run {str(run_id)[:60]!r}, which is not a run id (letters, digits, "
+                         f"'.', '_', '+', '-'; no path): use a file written by this project")
+    return run_id
+
+
 class RunRecord:
+    """The files of one run, always inside ``<results_dir>/runs/<run id>/``."""
+
     def __init__(self, results_dir: str, run_id: str):
-        self.run_id = run_id
+        self.run_id = check_run_id(run_id, "the run record")
         self.folder = Path(results_dir) / "runs" / run_id
 
     def write_config(self, config: dict[str, Any]) -> None:

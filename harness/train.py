@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import random
 import sys
@@ -298,6 +299,15 @@ def check_outputs(cfg: Config) -> None:
         check_writable(cfg.checkpoint_dir, "checkpoint-dir")
 
 
+def check_batch_norm_batch(cfg: Config, model: nn.Module, ranks: Dist) -> None:
+    """BatchNorm cannot train on a batch of one image (training batches are always full: the stream drops
+    the remainder); refused before the first step rather than raised in it."""
+    if cfg.batch_size == 1 and not (cfg.sync_bn and ranks.enabled) and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise UsageError(f"{cfg.model} has BatchNorm layers, which cannot train on batches of 1 image: "
+                         f"use --batch-size=2 or more")
+
+
 def build_run(cfg: Config, checkpoints: Path, recorded_fast_path: dict[str, Any]) -> Session:
     """A fresh run from its config: data, model, optimizer, schedule and the recipe's tools. Writes nothing."""
     ranks, rank_device = init_distributed(cfg.device)
@@ -308,6 +318,7 @@ def build_run(cfg: Config, checkpoints: Path, recorded_fast_path: dict[str, Any]
     data = open_data(cfg, img_size, device, ranks)
     model = zoo.create_model(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=img_size,
                              pretrained=cfg.pretrained, **cfg.model_kwargs).to(device)
+    check_batch_norm_batch(cfg, model, ranks)
     optimizer = build_optimizer(cfg, model)
     fast = speed_settings(cfg, device, ranks, info, model, optimizer, data, recorded_fast_path)
     model.to(memory_format=fast.setting.memory_format)  # in place: the optimizer keeps the same parameters
@@ -328,15 +339,20 @@ def build_run(cfg: Config, checkpoints: Path, recorded_fast_path: dict[str, Any]
 
 def restore(s: Session, last: checkpoint.LastCheckpoint, path: Path) -> None:
     """Continue the run that ``last`` (read from ``path``) checkpointed: every resume step is here."""
+    ema = s.tools.ema
+    checkpoint.check_fits(last, path, model=s.model.state_dict(), optimizer=s.optimizer.state_dict(),
+                          parameter_shapes=[p.shape for group in s.optimizer.param_groups for p in group["params"]],
+                          scheduler=s.scheduler.state_dict(), scaler=s.scaler.state_dict(),
+                          ema=ema.state_dict() if ema is not None else None, state=asdict(TrainState()))
     s.model.load_state_dict(last.model)
     s.optimizer.load_state_dict(last.optimizer)
     s.scheduler.load_state_dict(last.scheduler)
     s.scaler.load_state_dict(last.scaler)
-    if s.tools.ema is not None:
-        s.tools.ema.load_state_dict(last.ema)
+    if ema is not None:
+        ema.load_state_dict(last.ema)
     s.state = TrainState(**last.state)
     checkpoint.restore_rng(last.rng)
-    s.best_weights = checkpoint.best_weights_on_resume(last, path.parent)
+    s.best_weights = checkpoint.best_weights_on_resume(last, path.parent, s.model.state_dict())
     s.owed_best = checkpoint.owed_best(last, path.parent)
     s.record = RunRecord(s.cfg.results_dir, last.run_id)
     s.resumed_from = path
@@ -350,7 +366,7 @@ def setup(cfg: Config) -> Session:
     last = checkpoint.load_last(resume_path) if resume_path else None
     if last:
         checkpoint.check_compatible(last, cfg, resume_path)
-    session = build_run(cfg, checkpoints, last.state.get("fast_path", {}) if last else {})
+    session = build_run(cfg, checkpoints, checkpoint.recorded_fast_path(last, resume_path) if last else {})
     if last:
         restore(session, last, resume_path)
     return session
@@ -366,6 +382,7 @@ def open_outputs(s: Session) -> None:
             elif s.owed_best is not None:
                 checkpoint.save(s.checkpoints / checkpoint.BEST, s.owed_best)
         s.record.write_config(s.cfg.to_dict())
+        write_status(s, "running")
         if s.resumed_from is not None:  # a run killed between its last.pt and its metrics.csv catches up here
             remove_stale_temporaries(s.record.folder)
             s.record.write_metrics(s.state.history)
@@ -395,15 +412,20 @@ def save_checkpoints(s: Session, improved: bool) -> None:
             s.best_weights, s.state.epoch, s.cfg.to_dict(), s.record.run_id, export.checkpoint_spec(s, "best")))
 
 
+def write_status(s: Session, status: str, reason: str | None = None) -> None:
+    """The run folder's summary.json while the run is not completed: running, interrupted or failed (rank 0)."""
+    if s.ranks.is_main:
+        s.record.write_summary({"status": status, **({"reason": reason} if reason else {}), "run_id": s.record.run_id,
+                                "model": s.info.name, "dataset": s.cfg.dataset, "seed": s.cfg.seed,
+                                "epochs_completed": s.state.epoch, **environment(s.device)})
+
+
 def record_divergence(s: Session, err: TrainingDiverged) -> TrainingDiverged:
     """Write the failed run's summary (the checkpoints stay as the last good epoch left them)."""
     kept = (f"{s.checkpoints / checkpoint.LAST} (epoch {s.state.epoch}) is untouched"
             if s.cfg.checkpoint else "no checkpoint")
     reason = f"{err}: the run stopped, {kept}; try a lower --lr or --grad-clip"
-    if s.ranks.is_main:
-        s.record.write_summary({"status": "failed", "reason": reason, "run_id": s.record.run_id, "model": s.info.name,
-                                "dataset": s.cfg.dataset, "seed": s.cfg.seed, "epochs_completed": s.state.epoch,
-                                **environment(s.device)})
+    write_status(s, "failed", reason)
     return TrainingDiverged(reason)
 
 
@@ -424,6 +446,8 @@ def fit(s: Session) -> None:
             val_ema = evaluate(s.tools.ema.module, s.data.val, s)
             row.update(val_loss_ema=val_ema["loss"], val_top1_ema=val_ema["top1"])
             ema_note = f" (EMA {val_ema['top1']:.2f}%)"
+        if not all(math.isfinite(row[k]) for k in ("val_loss", "val_loss_ema") if k in row):
+            raise record_divergence(s, TrainingDiverged(f"validation loss became NaN or infinite (epoch {epoch + 1})"))
         s.state.epoch = epoch + 1
         s.state.elapsed_s += time.perf_counter() - epoch_start
         s.state.history.append(row)
@@ -500,7 +524,16 @@ def run(cfg: Config) -> dict[str, Any]:
         session = setup(cfg)
         with checkpoint.FolderLock(session.checkpoints) if session.writes_checkpoints else contextlib.nullcontext():
             open_outputs(session)
-            fit(session)
-            return finish(session, started)
+            try:
+                fit(session)
+                return finish(session, started)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (main.py turns it into a KeyboardInterrupt)
+                write_status(session, "interrupted", f"stopped after epoch {session.state.epoch}")
+                raise
+            except TrainingDiverged:
+                raise  # its summary is written
+            except Exception as err:
+                write_status(session, "failed", f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}")
+                raise
     finally:
         shutdown()

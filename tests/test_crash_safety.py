@@ -20,6 +20,8 @@ import pytest
 import torch
 import yaml
 
+pytestmark = pytest.mark.slow  # kills real runs and resumes them
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "lenet5"
 ARGV = [f"--model={MODEL}", "--img-size=12", "--dataset=digits", "--epochs=3", "--batch-size=32",
@@ -33,7 +35,8 @@ CHECKPOINTS = f"{MODEL}_digits_s4"
 
 # Where to kill. Phases: step (after an optimizer step; 2 per epoch), eval (after an evaluation batch:
 # 5 validation batches per epoch, then 12 test batches for the last weights and 12 for the best ones),
-# write:<file> (new content in the temporary file, not yet renamed). A list is a chain: the resumed run is
+# write:<file> (new content in the temporary file, not yet renamed; summary.json is written first as
+# "running", then as "completed"). A list is a chain: the resumed run is
 # killed again at the next point, and only the last resume runs to the end.
 KILL_POINTS = [
     "step:1", "step:2", "step:3", "step:6",
@@ -41,9 +44,9 @@ KILL_POINTS = [
     "write:last.pt:2", "write:last.pt:4",
     "write:best.pt:1", "write:best.pt:2",
     "write:metrics.csv:1", "write:metrics.csv:3",
-    "write:config.yaml:1", "write:summary.json:1", "write:model.safetensors:1", "write:model.yaml:1",
-    f"write:{PLOT}:1",
-    ["step:4", "write:best.pt:1", "eval:3", "write:summary.json:1"],
+    "write:config.yaml:1", "write:summary.json:1", "write:summary.json:2", "write:model.safetensors:1",
+    "write:model.yaml:1", f"write:{PLOT}:1",
+    ["step:4", "write:best.pt:1", "eval:3", "write:summary.json:2"],
 ]
 
 
@@ -202,7 +205,7 @@ def test_killed_run_with_ema_mixup_and_randaugment_resumes_exactly(server, tmp_p
     argv = ARGV + RECIPE_TOOLS
     reference = uninterrupted(server, tmp_path / "reference", argv)
     (tmp_path / "killed").mkdir()
-    kill_and_resume(server, tmp_path / "killed", ["write:best.pt:2", "step:2", "write:summary.json:1"], argv)
+    kill_and_resume(server, tmp_path / "killed", ["write:best.pt:2", "step:2", "write:summary.json:2"], argv)
     assert_same(final_state(tmp_path / "killed"), reference)
 
 

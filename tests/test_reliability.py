@@ -2,6 +2,9 @@
 import fcntl
 import json
 import os
+import shlex
+import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +15,8 @@ import torch
 import harness.train
 import main
 from harness.results import completed_runs
+
+pytestmark = pytest.mark.slow  # end-to-end runs, torchrun, concurrent processes
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "lenet5"
@@ -149,3 +154,59 @@ def test_a_dying_rank_ends_the_torchrun_job_which_then_resumes(tmp_path):
     assert "resumed from" in resumed.stdout and "after epoch 1" in resumed.stdout
     [run] = run_dirs(tmp_path / "results")
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+def test_nan_validation_loss_is_divergence(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    last = tmp_path / "checkpoints" / f"{MODEL}_digits_s0" / "last.pt"
+    real_evaluate, validations = harness.train.evaluate, []
+
+    def nan_at_second_validation(model, stream, s):
+        metrics = real_evaluate(model, stream, s)
+        if stream is s.data.val:
+            validations.append(1)
+            if len(validations) == 2:
+                return {**metrics, "loss": float("nan")}
+        return metrics
+    monkeypatch.setattr(harness.train, "evaluate", nan_at_second_validation)
+    assert main.main(TINY + ["--epochs=3", "--checkpoint=True"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "validation loss became NaN or infinite (epoch 2)" in err
+    assert "(epoch 1) is untouched" in err
+    assert torch.load(last, weights_only=True)["state"]["epoch"] == 1
+    [run] = run_dirs(tmp_path / "results")
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_sigterm_leaves_an_interrupted_run_and_prints_the_resume_command(tmp_path):
+    """While it trains the run folder says "running"; SIGTERM makes it "interrupted" (exit 143) and stderr gives
+    the exact command that resumes it. Files are written 0644 under the usual umask."""
+    fresh = [a for a in TINY if not a.startswith("--max-steps")] + ["--epochs=100000", "--max-steps-per-epoch=1",
+                                                                     "--checkpoint=True"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("HARNESS_KILL_AT", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *fresh], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.umask(0o022))
+    try:
+        for line in proc.stdout:
+            if line.startswith("epoch 1/"):
+                break
+        [run] = run_dirs(tmp_path / "results")
+        assert json.loads((run / "summary.json").read_text())["status"] == "running"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == [f"interrupted; resume with: {shlex.join(['python', 'main.py', *fresh, '--resume=auto'])}"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_completed"] >= 1
+    for path in [*run.iterdir(), *(tmp_path / "checkpoints" / f"{MODEL}_digits_s0").glob("*.pt")]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+@pytest.mark.parametrize("flag", ["--list-models", "--help"])
+def test_output_cut_short_by_head_is_not_an_error(flag):
+    done = subprocess.run(f"{shlex.quote(sys.executable)} main.py {flag} | head -1", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.stderr == "" and len(done.stdout.splitlines()) == 1
