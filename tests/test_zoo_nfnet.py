@@ -123,6 +123,28 @@ def test_ws_conv_is_invariant_to_weight_shift_and_scale_and_preserves_variance()
         assert torch.all(conv.standardized_weight() == 0)
 
 
+@pytest.mark.parametrize("eps_mode", ["bound", "add"])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_ws_conv_hand_written_backward_matches_autograd(eps_mode, layout):
+    conv = WSConv2d(8, 6, 3, groups=2, eps_mode=eps_mode).to(memory_format=layout)
+    with torch.no_grad():
+        conv.weight[0].fill_(0.3)  # a degenerate channel: the bound holds its scale (no gradient through Var)
+        conv.weight[1].mul_(1e-3)  # and one just under the bound in "bound" mode
+        conv.gain.copy_(torch.rand(6, 1, 1, 1) + 0.5)
+    weight, gain = conv.weight.detach().clone().requires_grad_(), conv.gain.detach().clone().requires_grad_()
+    var, mean = torch.var_mean(weight, dim=(1, 2, 3), correction=0, keepdim=True)
+    n_var = var * conv.fan_in
+    scale = torch.rsqrt(n_var.clamp(min=conv.eps) if eps_mode == "bound" else n_var + conv.fan_in * conv.eps)
+    reference = (weight - mean) * scale * gain
+    grad_out = torch.randn(6, 4, 3, 3)
+    reference.backward(grad_out)
+    conv.standardized_weight().backward(grad_out)
+    torch.testing.assert_close(conv.weight.grad, weight.grad, atol=1e-5, rtol=1e-4)
+    # dgain = scale·(ΣdY·W − mean·ΣdY) cancels on the constant channel, where scale is 1/√eps = 100.
+    torch.testing.assert_close(conv.gain.grad, gain.grad, atol=1e-4, rtol=1e-4)
+    assert conv.weight.grad.is_contiguous(memory_format=layout)
+
+
 @pytest.mark.parametrize("kind", sorted(NF_ACT_GAMMAS))
 def test_scaled_activation_has_unit_variance_on_unit_gaussian(kind):
     x = torch.randn(2_000_000, dtype=torch.float64, generator=torch.Generator().manual_seed(1))

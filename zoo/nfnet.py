@@ -112,14 +112,16 @@ class NFBlock(nn.Module):
             self.shortcut = None  # identity on the raw (un-activated, un-scaled) input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act(x) * self.beta
+        out = self.act(x, self.beta)
         shortcut = x if self.shortcut is None else self.shortcut(out)
         out = self.conv0(out)
         out = self.conv1(self.act(out))
         out = self.conv1b(self.act(out))
         out = self.conv2(self.act(out))
-        out = self.drop_path(self.se(out))
-        return out * (self.skip_gain * self.alpha) + shortcut
+        # Stochastic depth drops a sample's whole branch, so its mask joins the per-sample branch gain (B×1×1×1)
+        # and the branch is scaled once, fused with the residual sum.
+        branch_gain = self.drop_path((self.skip_gain * self.alpha).expand(out.shape[0], 1, 1, 1))
+        return torch.addcmul(shortcut, self.se(out), branch_gain)
 
 
 class NFNet(ImageClassifier):

@@ -39,11 +39,79 @@ class ScaledActivation(nn.Module):
         self.gamma = NF_ACT_GAMMAS[kind]
         self.fn = partial(_ACT_FNS[kind], approximate=gelu_approximate) if kind == "gelu" else _ACT_FNS[kind]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x) * self.gamma
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """γ·scale·g(x); ``scale`` folds a following constant (NFNet's β) into the same pass."""
+        out = self.fn(x)
+        # GELU and SiLU keep their input for the backward, so their output can be scaled in place (no second
+        # activation-sized tensor); ReLU keeps its output, which must stay as it is.
+        return out * (self.gamma * scale) if self.kind == "relu" else out.mul_(self.gamma * scale)
 
     def extra_repr(self) -> str:
         return f"{self.kind}, gamma={self.gamma:.6f}"
+
+
+def _rows(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A 4-D weight (or its gradient) as (out channels, fan-in) in the weight's memory order: a view, not a copy."""
+    return (t.permute(0, 2, 3, 1) if channels_last else t).reshape(t.shape[0], -1)
+
+
+def _unrows(rows: torch.Tensor, like: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    if channels_last:
+        out_chs, in_chs, height, width = like.shape
+        return rows.view(out_chs, height, width, in_chs).permute(0, 3, 1, 2)
+    return rows.view(like.shape)
+
+
+def _is_channels_last(weight: torch.Tensor) -> bool:
+    return not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def _standardize(weight: torch.Tensor, gain: torch.Tensor, eps: float, eps_mode: str):
+    """(Ŵ, mean, scale, live): Ŵ = gain · (W − mean) · scale with scale = 1/√max(N·Var, eps) ("bound") or
+    1/√(N·(Var + eps)) ("add"); ``live`` is 0 where the bound holds the scale constant (no gradient through Var).
+
+    The mean is accumulated in float64, so a constant row gives exactly zero; N·Var is the squared norm of the
+    centred row (two passes, no cancellation)."""
+    channels_last = _is_channels_last(weight)
+    rows = _rows(weight, channels_last)
+    fan_in = rows.shape[1]
+    mean = (rows.sum(1, keepdim=True, dtype=torch.float64) / fan_in).to(rows.dtype)
+    centred = rows - mean
+    n_var = torch.linalg.vector_norm(centred, dim=1, keepdim=True).square()
+    if eps_mode == "bound":
+        scale, live = torch.rsqrt(n_var.clamp(min=eps)), (n_var > eps).to(rows.dtype)
+    else:
+        scale, live = torch.rsqrt(n_var + fan_in * eps), torch.ones_like(n_var)
+    out = centred.mul_(scale * gain.view(-1, 1))
+    return _unrows(out, weight, channels_last), mean, scale, live
+
+
+class _StandardizedWeight(torch.autograd.Function):
+    """Weight standardisation with its backward written out. Autograd's graph of var_mean, sub and mul is about
+    3× slower on a CPU (a Welford pass and a full-size temporary per op), and NFNet-F0 standardises 46.5 M
+    weights every step, whatever the batch size: with x̂ = (W − mean) · scale and dY the output's gradient,
+    dgain = Σ dY·x̂ and dW = gain · scale · (dY − mean(dY) − x̂ · dgain · live), sums over each fan-in."""
+
+    @staticmethod
+    def forward(ctx, weight, gain, eps, eps_mode):
+        out, mean, scale, live = _standardize(weight, gain, eps, eps_mode)
+        ctx.save_for_backward(weight, gain, mean, scale, live)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        weight, gain, mean, scale, live = ctx.saved_tensors
+        channels_last = _is_channels_last(weight)
+        rows, grad_rows = _rows(weight, channels_last), _rows(grad_out, channels_last)
+        grad_sum = grad_rows.sum(1, keepdim=True)
+        grad_gain = scale * (torch.linalg.vecdot(grad_rows, rows).unsqueeze(1) - mean * grad_sum)
+        gain_scale = gain.view(-1, 1) * scale
+        projection = grad_gain * live * scale
+        # dW = gain·scale·dY − gain·scale·projection·W + gain·scale·(projection·mean − mean(dY)): two passes.
+        grad_rows = torch.addcmul(gain_scale * (projection * mean - grad_sum / rows.shape[1]), rows,
+                                  -gain_scale * projection).addcmul_(grad_rows, gain_scale)
+        return _unrows(grad_rows, weight, channels_last), grad_gain.view_as(gain), None, None
 
 
 class WSConv2d(nn.Conv2d):
@@ -76,12 +144,9 @@ class WSConv2d(nn.Conv2d):
         nn.init.zeros_(self.bias)
 
     def standardized_weight(self) -> torch.Tensor:
-        var, mean = torch.var_mean(self.weight, dim=(1, 2, 3), correction=0, keepdim=True)
-        if self.eps_mode == "bound":
-            scale = torch.rsqrt(torch.clamp(var * self.fan_in, min=self.eps)) * self.gain
-        else:
-            scale = torch.rsqrt((var + self.eps) * self.fan_in) * self.gain
-        return (self.weight - mean) * scale
+        if torch.is_grad_enabled() and (self.weight.requires_grad or self.gain.requires_grad):
+            return _StandardizedWeight.apply(self.weight, self.gain, self.eps, self.eps_mode)
+        return _standardize(self.weight, self.gain, self.eps, self.eps_mode)[0]
 
     def _pad_same(self, x: torch.Tensor) -> torch.Tensor:
         """TensorFlow SAME: total padding so that out = ceil(in / stride), the odd pixel at the bottom/right."""
