@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import ArgumentParser, run_command, write_csv
+from benchmarks.common import ArgumentParser, read_csv, run_command, write_csv
 from harness.config import build_config
 from harness.data import FASHION_MNIST_SYSTEM_DIR, IDX_FILES, read_idx
 from harness.errors import UsageError
@@ -212,11 +212,21 @@ def markdown_table(rows: list[dict[str, Any]], plan: Plan) -> str:
         times = " / ".join(f"{float(c['process_time_s']):.0f}" for c in cells)
         lines.append(f"| {depth} | {rec:.2f} | {scr:.2f} | {plus:.2f} | {rec - scr:+.2f} | {rec - plus:+.2f} | {times} |")
     total_s = sum(float(r["process_time_s"]) for r in rows)
-    device = rows[0]["device_name"] if rows else "?"
+    device = cpu_name() if rows and rows[0]["device_name"] == "cpu" else rows[0]["device_name"] if rows else "?"
     lines += ["", f"Test top-1 (%) on the {plan.test_images}-image balanced test subset, at the best-validation "
               f"epoch. Learngene: {plan.components} stages × {plan.stage_epochs} epoch(s) at depth "
               f"{plan.ancestry_depth}, {learngene_s:.0f} s. All runs: {total_s:.0f} s of process time on {device}."]
     return "\n".join(lines) + "\n"
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (platform.processor() is empty on Linux), with its core count."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return "cpu"
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return f"{names[0]} ({len(names)} logical cores)" if names else "cpu"
 
 
 def plot(rows: list[dict[str, Any]], plan: Plan) -> list[Path]:
@@ -289,6 +299,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--plots", default="plots")
     parser.add_argument("--checkpoint-root", default="checkpoints/learngene",
                         help="last.pt of every run (and the harness's per-run curves)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the table and plots from the CSV of finished runs, training nothing")
     args = parser.parse_args(argv)
     for name in ("epochs", "stage_epochs", "components", "ancestry_depth", "steps_per_epoch", "batch_size"):
         if getattr(args, name) < 1:
@@ -297,7 +309,9 @@ def main(argv: list[str]) -> int:
                 args.basis, args.steps_per_epoch, args.batch_size, args.val_fraction, args.test_images, args.seed,
                 Path(args.out), Path(args.plots), Path(args.checkpoint_root))
     started = time.perf_counter()
-    rows = experiment(plan)
+    rows = read_csv(plan.out / "learngene.csv") if args.report_only else experiment(plan)
+    if not rows:
+        raise UsageError(f"--report-only found no {plan.out / 'learngene.csv'}: run the experiment first")
     write_text(plan.out / "table.md", markdown_table(rows, plan))
     for path in plot(rows, plan):
         print(f"[learngene] wrote {path}")
