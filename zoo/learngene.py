@@ -26,7 +26,7 @@ Training stages are expressed as model options, so the harness trains them like 
 Variants: ``learngene_vit_tiny_patch4_32`` (the decomposed "ancestry" model: ViT-Tiny width 192, 3 heads,
 patch 4, 32 px, 6 layers, K = 3 Chebyshev by default) and ``learngene_descendant_vit_tiny_patch4_32`` (a plain
 ViT of any ``depth`` recomposed from ``learngene=<decomposed weights>``; without a file it is the same
-architecture freshly initialised, the from-scratch baseline).
+architecture freshly initialised, the from-scratch baseline; at depth 12 it is ``vit_tiny_patch4_32``).
 
 Choices that are ours, not pinned down by the paper (its full text was not available to us):
 
