@@ -867,29 +867,27 @@ def _classifier_width(twin: Twin, weights: dict[str, torch.Tensor], model: nn.Mo
 
 
 # ----------------------------------------------------------------------------------------- equivalence
-_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
-
-
 def randomize_(module: nn.Module, generator: torch.Generator) -> None:
     """Random values in every tensor, so that a misplaced or mis-transformed tensor changes the logits: He-scaled
-    normal weights, norm affines 1 ± 0.1, biases and gains of scale 0.1 around their identity, BatchNorm running
-    means N(0, 0.1²) and variances U(0.5, 1.5) (the perturbed statistics that catch an eps or a swapped buffer).
-    Zero-initialised parts (SkipInit gains, LayerScale, heads) get values too, so none hides a mismatch."""
-    norms = {id(t) for m in module.modules() if isinstance(m, _NORMS) for t in (m.weight, m.bias) if t is not None}
+    normal weights; per-channel scales (norm weights, WS gains, Affine α, LayerScale γ, the SkipInit scalar) 1 ± 0.1
+    and shifts N(0, 0.1²), so the signal keeps its scale through any depth; BatchNorm running means N(0, 0.1²) and
+    variances U(0.5, 1.5) (the perturbed statistics that catch an eps or a swapped buffer). Zero-initialised parts
+    (SkipInit gains, LayerScale, heads) get values too, so none hides a mismatch."""
     with torch.no_grad():
         for name, tensor in module.state_dict(keep_vars=True).items():
             if not tensor.is_floating_point():
                 continue
             noise = torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)
             leaf = name.rpartition(".")[2]
+            per_channel = tensor.numel() == max(tensor.shape, default=1)  # a vector or a scalar, whatever its shape
             if leaf == "running_var":
                 tensor.copy_(torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype) + 0.5)
-            elif leaf == "running_mean" or leaf.endswith("bias") or "token" in leaf or "pos_emb" in leaf:
+            elif leaf in ("running_mean", "beta") or leaf.endswith("bias") or "token" in leaf or "pos_emb" in leaf:
                 tensor.copy_(0.1 * noise)
-            elif tensor.ndim >= 2 and tensor.shape[0] > 1:
+            elif not per_channel:
                 tensor.copy_(noise * math.sqrt(2.0 / (tensor.numel() // tensor.shape[0])))
-            else:  # norm weights, gains, Affine α, LayerScale γ, the scalar SkipInit gain
-                tensor.copy_(1.0 + 0.1 * noise if id(tensor) in norms or tensor.ndim <= 1 else 0.1 * noise)
+            else:
+                tensor.copy_(1.0 + 0.1 * noise)
 
 
 def random_reference(twin: Twin, img_size: int, seed: int = 0) -> nn.Module:
