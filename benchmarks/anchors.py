@@ -7,18 +7,28 @@ Three measurements, each written to results/anchors/<device>_<what>.csv with the
              benchmarks.speed (random batch already on the device, forward, loss, backward, SGD step) on
              the same model, batch, precision, layout and compile setting. Target: at most 3 % slower.
   libraries  this zoo's model against torchvision's or timm's same architecture, both timed by the same
-             bare loop: training images/s and their ratio. Target: ratio ≥ 1.0.
+             bare loop: training images/s and their ratio. Target: ratio ≥ 1.0. The comparison is built to
+             survive a noisy shared machine: both models of a pair live in one process (same batch, input
+             size, precision, memory layout, compile setting and thread count), both are warmed up, then
+             their timed chunks of --steps steps alternate, A B, B A, A B ..., --repeats rounds; the CSV
+             has each side's median images/s, and the ratio is the median of the per-round ratios (each
+             round's two chunks ran back to back, under nearly the same load). The 1-minute load average
+             before and after each pair is recorded with it.
   mfu        model FLOP/s in training (3 × forward MACs × 2 per image) ÷ the GPU's dense peak for the
              precision in use (BENCHMARKING.md's table; no peak is known for a CPU, so no MFU there).
 
-Defaults are the GPU settings (batch 256, bf16, channels_last, 224 px); on a CPU, pass a small
---batch-size and --img-size (the tests do) — the numbers then describe that CPU, and say so.
+Defaults on a GPU: batch 256, bf16, channels_last, 224 px, 10 warm-up steps, 5 rounds of 20 steps. On a
+CPU: batch 8 at 96 px, fp32, channels_last, 2 warm-up steps, 7 rounds of 2 steps (ViT-B/16 and Mixer-B/16
+then see 36 tokens, on both sides) — the numbers describe that CPU, and its name is in every row.
 """
 from __future__ import annotations
 
+import os
 import re
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -33,6 +43,8 @@ LIBRARY_PAIRS = [("resnet50", "tv:resnet50"), ("vit_base_patch16_224", "timm:vit
                  ("efficientnet_b0", "timm:efficientnet_b0"), ("mixer_b16_224", "timm:mixer_b16_224"),
                  ("nfnet_f0", "timm:dm_nfnet_f0")]
 MFU_MODELS = ["resnet50", "vit_base_patch16_224"]
+DEFAULTS = {"cuda": dict(batch_size=256, img_size=224, warmup=10, steps=20, repeats=5),
+            "cpu": dict(batch_size=8, img_size=96, warmup=2, steps=2, repeats=7)}
 # Dense bf16/fp16 tensor-core peaks in TFLOP/s (BENCHMARKING.md); the first matching name wins.
 PEAK_TFLOPS = [("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0)]
 
@@ -75,17 +87,43 @@ def measure_overhead(args, device) -> list[dict]:
     return rows
 
 
+def interleaved_step_times(steps: list, args, device: torch.device) -> list[list[float]]:
+    """Seconds per step of each step function, one timed chunk of ``args.steps`` steps each per round, the
+    order alternating between rounds (A B, then B A, ...), so that a change of load hits both sides alike."""
+    for step in steps:
+        for _ in range(args.warmup):
+            step()
+    speed.synchronize(device)
+    times: list[list[float]] = [[] for _ in steps]
+    for round_index in range(args.repeats):
+        order = range(len(steps)) if round_index % 2 == 0 else reversed(range(len(steps)))
+        for i in order:
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                steps[i]()
+            speed.synchronize(device)
+            times[i].append((time.perf_counter() - start) / args.steps)
+    return times
+
+
 def measure_libraries(args, device) -> list[dict]:
     rows = []
     for ours, theirs in args.pairs:
+        load_before = os.getloadavg()[0]
         try:
-            mine, reference = bare_images_per_s(ours, args, device), bare_images_per_s(theirs, args, device)
+            steps = [speed.training_step(name, args, device, args.img_size) for name in (ours, theirs)]
         except zoo.ModelConfigError as err:  # timm missing, say: the pair is reported, not guessed
             rows.append({"model": ours, "reference": theirs, "note": str(err).splitlines()[0]})
             continue
-        rows.append({"model": ours, "reference": theirs, "zoo_train_images_per_s": round(mine, 2),
-                     "reference_train_images_per_s": round(reference, 2), "ratio": round(mine / reference, 4),
-                     "target_ratio": 1.0})
+        mine, reference = interleaved_step_times(steps, args, device)
+        del steps
+        rows.append({"model": ours, "reference": theirs,
+                     "zoo_train_images_per_s": round(args.batch_size / statistics.median(mine), 2),
+                     "reference_train_images_per_s": round(args.batch_size / statistics.median(reference), 2),
+                     "ratio": round(statistics.median(r / m for m, r in zip(mine, reference)), 4),
+                     "target_ratio": 1.0, "rounds": args.repeats, "steps_per_chunk": args.steps,
+                     "load_avg_1min_before": round(load_before, 2),
+                     "load_avg_1min_after": round(os.getloadavg()[0], 2)})
     return rows
 
 
@@ -120,8 +158,9 @@ def main(argv: list[str]) -> int:
     parser = ArgumentParser(prog="python -m benchmarks.anchors", description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="overhead,libraries,mfu", help="comma-separated: overhead, libraries, mfu")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 256 on a GPU, 8 on a CPU")
+    parser.add_argument("--img-size", type=int, default=None, help="default 224 on a GPU, 96 on a CPU")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's own choice)")
     parser.add_argument("--precision", default=None, choices=tuple(speed.DTYPES),
                         help="default bf16 on a GPU, fp32 on a CPU")
     parser.add_argument("--channels-last", type=lambda v: v.lower() in ("1", "true", "yes"), default=True)
@@ -129,9 +168,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--overhead-models", default="resnet50")
     parser.add_argument("--pairs", default=",".join(f"{a}={b}" for a, b in LIBRARY_PAIRS))
     parser.add_argument("--mfu-models", default=",".join(MFU_MODELS))
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=None, help="default 10 on a GPU, 2 on a CPU")
+    parser.add_argument("--steps", type=int, default=None, help="steps per timed chunk: 20 on a GPU, 2 on a CPU")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds: 5 on a GPU, 7 on a CPU")
     parser.add_argument("--out-dir", default="results/anchors")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
@@ -141,10 +180,16 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"--only takes {', '.join(MEASUREMENTS)}; got {args.only!r}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device=cuda but no CUDA GPU is visible: use --device=cpu")
-    for key in ("batch_size", "img_size", "steps", "repeats"):
-        if getattr(args, key) < 1:
-            raise UsageError(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    for key, value in DEFAULTS[device.type].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    for key in ("batch_size", "img_size", "steps", "repeats", "warmup", "threads"):
+        value = getattr(args, key)
+        if value is not None and value < (0 if key == "warmup" else 1):
+            raise UsageError(f"--{key.replace('_', '-')} must be positive, got {value}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     args.precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
     args.overhead_models = [zoo.resolve_name(n.strip()) for n in args.overhead_models.split(",") if n.strip()]
     args.mfu_models = [zoo.resolve_name(n.strip()) for n in args.mfu_models.split(",") if n.strip()]

@@ -115,6 +115,11 @@ def measure_inference(name: str, args, device: torch.device, img_size: int) -> f
 
 
 def measure_training(name: str, args, device: torch.device, img_size: int) -> float:
+    return median_step_time(training_step(name, args, device, img_size), device, args.warmup, args.steps, args.repeats)
+
+
+def training_step(name: str, args, device: torch.device, img_size: int) -> Callable[[], None]:
+    """One whole training step of a freshly built model on a fixed random batch (forward, loss, backward, SGD)."""
     from harness.train import classification_loss
 
     model = build(name, args, device, img_size).train()
@@ -133,7 +138,7 @@ def measure_training(name: str, args, device: torch.device, img_size: int) -> fl
         scaler.step(optimizer)
         scaler.update()
 
-    return median_step_time(step, device, args.warmup, args.steps, args.repeats)
+    return step
 
 
 def benchmark(name: str, args, device: torch.device, complexity_rows: list[dict]) -> dict:
