@@ -294,7 +294,8 @@ def recorded_fast_path(last: LastCheckpoint, path: Path) -> dict[str, Any]:
             and isinstance(record.get("channels_last"), bool) and isinstance(record.get("fast_path"), str)
             and record["fast_path"].isprintable() and len(record["fast_path"]) <= 200
             and set(record) - set(trials) == {"amp", "channels_last", "fast_path"}
-            and all(re.fullmatch(r"trial_img_s_[a-z0-9_]{1,40}", k) and not mismatch(0.0, v, "") for k, v in trials.items())):
+            and all(re.fullmatch(r"trial_img_s_[a-z0-9_]{1,40}", k) and not mismatch(0.0, v, "")
+                    for k, v in trials.items())):
         raise UsageError(f"checkpoint {path} does not fit this run: state.fast_path is not a fast-path record; "
                          f"resume from a last.pt this project wrote, or start a new run")
     return record

@@ -358,7 +358,8 @@ def _broken_bound(number: float, rule: Domain) -> str | None:
     if rule.ge is not None and number < rule.ge:
         return {0: "zero or positive", 1: "positive"}.get(rule.ge, f"at least {_num(rule.ge)}")
     if rule.lt is not None and number >= rule.lt:
-        return f"below {_num(rule.lt)}" + (f" (the range is {rule.describe().removeprefix('in ')})" if rule.ge == 0 else "")
+        whole_range = f" (the range is {rule.describe().removeprefix('in ')})" if rule.ge == 0 else ""
+        return f"below {_num(rule.lt)}{whole_range}"
     if rule.le is not None and number > rule.le:
         return f"at most {_num(rule.le)}"
     return None
@@ -369,7 +370,8 @@ def check_path(name: str, value: str) -> None:
     if not value.strip():
         raise UsageError(f"{flag(name)} is empty: name a folder ({flag(name)}=path), or leave it out for the default")
     if len(os.fsencode(value)) > 4000 or any(len(os.fsencode(part)) > 255 for part in Path(value).parts):
-        raise UsageError(f"{flag(name)}={_short(value)} is too long a path (parts over 255 bytes): choose a shorter one")
+        raise UsageError(f"{flag(name)}={_short(value)} is too long a path (parts over 255 bytes): "
+                         f"choose a shorter one")
     try:
         resolved = Path(value).expanduser().resolve()
     except (OSError, RuntimeError) as err:  # a symlink loop, an unreadable part

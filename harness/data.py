@@ -243,7 +243,8 @@ def load_digits_splits(test_fraction: float = 0.2) -> tuple[Split, Split]:
 SYNTHETIC_TEST_IMAGES = 256
 
 
-def synthetic_splits(size: int, n_train: int = 1024, n_test: int = SYNTHETIC_TEST_IMAGES, classes: int = 10) -> tuple[Split, Split]:
+def synthetic_splits(size: int, n_train: int = 1024, n_test: int = SYNTHETIC_TEST_IMAGES,
+                     classes: int = 10) -> tuple[Split, Split]:
     gen = torch.Generator().manual_seed(1234)
     make = lambda n: Split(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen),  # noqa: E731
                            torch.randint(0, classes, (n,), generator=gen))
@@ -396,7 +397,8 @@ def check_memory(cfg: Config, img_size: int, device: torch.device) -> None:
     batch = cfg.batch_size * 3 * img_size ** 2 * 4 * 3   # float32: converted, resized, normalised
     total, available = stored + padded + batch, device_memory(device)
     if total > available:
-        causes = max([(stored, "--synthetic-images"), (padded, "--crop-padding"), (batch, "--img-size or --batch-size")])
+        causes = max([(stored, "--synthetic-images"), (padded, "--crop-padding"),
+                      (batch, "--img-size or --batch-size")])
         raise UsageError(f"this run's data needs about {total / 1e9:.3g} GB, more than the {available / 1e9:.3g} GB "
                          f"of {device.type} memory: lower {causes[1]}")
 

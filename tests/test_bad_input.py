@@ -1,6 +1,7 @@
 """The catalogue of bad input: each case is one line (extra arguments, a fragment of the expected message).
 
-Arguments go to main.py after BASE (less the keys a case sets); a case starting with "sweep" runs ``python -m benchmarks.sweep`` instead.
+Arguments go to main.py after BASE (less the keys a case sets); a case starting with "sweep" runs
+``python -m benchmarks.sweep`` instead.
 
 Every case must exit with 2, print exactly one line on stderr ("error: ..."), no traceback, and leave the
 working folder exactly as it was: nothing created, nothing overwritten, not even where results/, plots/
@@ -155,7 +156,8 @@ CASES = [
     (TINY + ["--resume={fx}/ckpt/lacks_optimizer.pt"], "it lacks optimizer"),
     (TINY + ["--resume={fx}/ckpt/state_is_a_list.pt"], "its field 'state' is a list, not a dict"),
     (TINY + ["--resume={fx}/ckpt/epoch_is_text.pt"], "state.epoch is 'one', not a number"),
-    (TINY + ["--resume={fx}/ckpt/wrong_shape.pt"], "model.head.fc.weight is (7, 84) torch.float32, but this run's is (10, 84)"),
+    (TINY + ["--resume={fx}/ckpt/wrong_shape.pt"],
+     "model.head.fc.weight is (7, 84) torch.float32, but this run's is (10, 84)"),
     (TINY + ["--resume={fx}/ckpt/extra_weight.pt"], "model has unknown entries ['intruder']"),
     (TINY + ["--resume={fx}/ckpt/optimizer_state_shape.pt"], "not the parameter's"),
     (TINY + ["--resume={fx}/ckpt/best_after_last.pt"], "state counts are inconsistent"),
@@ -273,7 +275,8 @@ def write_jpegs(root, classes, per_class=2, broken=None):
 
 
 def bad_datasets(fx):
-    for folder, test_labels, train_images in [("mnist_bad_label", [0, 1, 2, 200, 4, 5, 6, 7, 8, 9], np.zeros((20, 28, 28))),
+    for folder, test_labels, train_images in [("mnist_bad_label", [0, 1, 2, 200, 4, 5, 6, 7, 8, 9],
+                                               np.zeros((20, 28, 28))),
                                               ("mnist_flat_images", list(range(10)), np.zeros(20))]:
         (fx / folder).mkdir()
         write_idx(fx / folder / "train-images-idx3-ubyte", train_images)
@@ -402,7 +405,8 @@ def test_no_file_content_places_a_file_outside_the_output_folders(tmp_path, monk
     assert main.main(with_base(argv)) == 0
     last = work / "out" / "ckpt" / "lenet5_digits_s0" / "last.pt"
     clean = last.read_bytes()
-    outside = lambda: sorted(p for p in tmp_path.rglob("*") if work / "out" not in p.parents and p != work / "out")  # noqa: E731
+    out = work / "out"
+    outside = lambda: sorted(p for p in tmp_path.rglob("*") if out not in p.parents and p != out)  # noqa: E731
     before = outside()
     places = list(strings_in(torch.load(last, weights_only=True)))
     assert ("run_id",) in places and ("config", "results_dir") in places

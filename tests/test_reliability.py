@@ -198,7 +198,8 @@ def test_sigterm_leaves_an_interrupted_run_and_prints_the_resume_command(tmp_pat
     finally:
         proc.kill()
     assert proc.returncode == 143, err
-    assert err.strip().splitlines() == [f"interrupted; resume with: {shlex.join(['python', 'main.py', *fresh, '--resume=auto'])}"]
+    resume = shlex.join(["python", "main.py", *fresh, "--resume=auto"])
+    assert err.strip().splitlines() == [f"interrupted; resume with: {resume}"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["epochs_completed"] >= 1
     for path in [*run.iterdir(), *(tmp_path / "checkpoints" / f"{MODEL}_digits_s0").glob("*.pt")]:
