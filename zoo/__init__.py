@@ -10,8 +10,8 @@ from zoo.saved import LoadedModel, ModelSpec, SavedModelError, load_model
 
 # Importing a family module registers its models; importing external registers the tv: and timm: names.
 from zoo import (alexnet, cct, darknet, densenet, efficientnet, external, gmlp, googlenet, inception,  # noqa: E402,F401
-                 learngene, lenet, mlp_mixer, mobilenet, nfnet, nin, resmlp, resnet, sdpnet, shufflenet, squeezenet,
-                 vgg, vit, xception)
+                 learngene, lenet, mlp_mixer, mobilenet, nfnet, nin, pretrained, resmlp, resnet, sdpnet, shufflenet,
+                 squeezenet, vgg, vit, xception)
 
 __all__ = ["LoadedModel", "ModelConfigError", "ModelInfo", "ModelSpec", "SavedModelError", "create_model",
            "get_model_info", "list_models", "load_model", "register_model", "resolve_name"]

@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 import torch
 import torch.nn as nn
 
-from zoo.registry import ModelConfigError, create_model, get_model_info, resolve_name
+from zoo.registry import ModelConfigError, create_model, get_model_info, register_weights_loader, resolve_name
 
 Rename = Callable[[str], str]
 LIBRARIES = ("torchvision", "timm")
@@ -1010,6 +1010,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.markdown:
         print(markdown_table(Path("results/pretrained_equivalence.csv")))
 
+
+register_weights_loader(create_pretrained)  # create_model(pretrained=...) reaches the converter through this
 
 if __name__ == "__main__":
     main()

@@ -19,12 +19,20 @@ _ALIASES: dict[str, str] = {}
 # Other sources of models (zoo.external: torchvision and timm names). Each takes a name and returns its
 # ModelInfo, None when the name is not its own, or raises ModelConfigError for a name it owns but lacks.
 _NAMESPACES: list[Callable[[str], ModelInfo | None]] = []
+_WEIGHT_LOADERS: list[Callable[..., nn.Module]] = []   # zoo.pretrained registers its converter here
 
 
 def register_namespace(lookup: Callable[[str], ModelInfo | None]) -> None:
     """Let ``lookup`` answer for the names the zoo's own models do not have."""
     if lookup not in _NAMESPACES:
         _NAMESPACES.append(lookup)
+
+
+def register_weights_loader(loader: Callable[..., nn.Module]) -> None:
+    """Let ``loader(name, source, **build_arguments)`` build a model with converted weights (zoo.pretrained),
+    without the registry importing it."""
+    if loader not in _WEIGHT_LOADERS:
+        _WEIGHT_LOADERS.append(loader)
 
 
 def register_model(*, family: str, paper: str, year: int, native_size: int, min_size: int,
@@ -82,10 +90,10 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, img_size
     """Build a registered model. ``img_size`` defaults to the model's native size. ``pretrained`` is a
     torchvision/timm state-dict file or the word 'torchvision' / 'timm' (zoo.pretrained converts the weights)."""
     if pretrained:
-        from zoo.pretrained import create_pretrained  # torchvision and timm load only when weights are asked for
-
-        return create_pretrained(name, pretrained, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
-                                 **overrides)
+        if not _WEIGHT_LOADERS:
+            raise ModelConfigError("pretrained weights need zoo.pretrained: `import zoo` loads it")
+        return _WEIGHT_LOADERS[-1](name, pretrained, num_classes=num_classes, in_chans=in_chans,
+                                   img_size=img_size, **overrides)
     info = get_model_info(name)
     img_size = info.native_size if img_size is None else int(img_size)
     if img_size < info.min_size:
