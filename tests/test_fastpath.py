@@ -122,6 +122,7 @@ def _train(tmp_path, monkeypatch, folder: str, *flags: str) -> dict:
             "metrics": (run / "metrics.csv").read_text()}
 
 
+@pytest.mark.slow
 def test_a_deterministic_run_with_auto_equals_the_run_given_its_choice(tmp_path, monkeypatch):
     # 1 epoch of 81 steps at batch 16: long enough to time the 4 candidates of an AMX CPU (pretended here).
     monkeypatch.setattr(fastpath, "native_bf16_cpu", lambda cpuinfo=None: True)
@@ -137,6 +138,7 @@ def test_a_deterministic_run_with_auto_equals_the_run_given_its_choice(tmp_path,
     assert auto["summary"]["test_top1_last"] == given["summary"]["test_top1_last"]
 
 
+@pytest.mark.slow
 def test_bf16_on_the_cpu_ends_within_one_point_of_fp32(tmp_path, monkeypatch):
     runs = {amp: _train(tmp_path, monkeypatch, amp, "--epochs=8", f"--amp={amp}", "--channels-last=false")
             for amp in ("off", "bf16")}

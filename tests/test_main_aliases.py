@@ -8,6 +8,8 @@ import pytest
 
 import main
 
+pytestmark = pytest.mark.slow  # one end-to-end run from main.py per name
+
 SEED_NAMES = ["alexnet", "vggnet", "nin", "resnet", "densenet", "googlenet", "cnn", "mobilenetv1", "mobilenetv2",
               "inceptionv3", "xception", "resnext", "senet", "darknet", "squeezenet", "shufflenet", "efficientnetb0",
               "efficientnetv2", "vit", "mlpmixer", "resmlp", "gmlp", "nfnet", "sdpnet"]

@@ -25,6 +25,7 @@ def torchrun(cwd, *args):
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run_and_resume(tmp_path):
     first = torchrun(tmp_path, "--epochs=1", "--checkpoint=True")
     assert first.returncode == 0, first.stderr[-2000:]
@@ -67,6 +68,7 @@ def test_gpu_decode_path_matches_cpu_fallback(tmp_path, train):
         assert torch.equal(ya, yb)
 
 
+@pytest.mark.slow
 def test_imagenet_folder_trains_from_main(tmp_path, monkeypatch):
     write_jpeg_folder(tmp_path / "imagenet")
     monkeypatch.chdir(tmp_path)
@@ -105,6 +107,7 @@ def _metrics(tmp_path, *switches):
         os.chdir(cwd)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switch", ["--channels-last=True", "--compile=True"])
 def test_fast_path_switches_keep_results(tmp_path, switch):
     extra = ["--compile-backend=eager"] if "compile" in switch else []

@@ -9,6 +9,8 @@ import torch
 import harness.train
 import main
 
+pytestmark = pytest.mark.slow  # end-to-end runs from main.py
+
 FAST = ["--model=resnet18", "--dataset=digits", "--batch-size=32", "--max-steps-per-epoch=3", "--recipe=seed",
         "--model-kwargs={drop_rate: 0.2}", "--deterministic", "--device=cpu"]
 
