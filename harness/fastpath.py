@@ -149,10 +149,10 @@ def layout_key(channels_last: bool | str) -> str:
 
 
 def choose(amp: str, channels_last: str, device_type: str, *, planned_steps: int, batch_size: int,
-           timing_allowed: str | None, step: Callable[[Setting], None],
+           untimed_because: str | None, step: Callable[[Setting], None],
            preserved: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
            native_bf16: bool | None = None, clock: Callable[[], float] = time.perf_counter) -> Choice:
-    """The run's setting. ``timing_allowed`` is None, or why the run may not be timed (compile, ranks).
+    """The run's setting. ``untimed_because`` is None, or why the run may not be timed (compile, ranks).
     ``step(setting)`` runs one training step in that setting, inside ``preserved()`` (which restores the
     run's state on leaving: ``restored_afterwards``)."""
     bf16_native = native_bf16_cpu() if native_bf16 is None else native_bf16
@@ -161,8 +161,8 @@ def choose(amp: str, channels_last: str, device_type: str, *, planned_steps: int
         how = "given" if (amp != "auto" and channels_last != "auto") else f"default on {device_type}"
         return Choice(settings[0], how)
     default = settings[0]
-    if timing_allowed is not None:
-        return Choice(default, f"default: {timing_allowed}")
+    if untimed_because is not None:
+        return Choice(default, f"default: {untimed_because}")
     if trial_steps(len(settings)) > TRIAL_MAX_SHARE * planned_steps:
         return Choice(default, f"default: {planned_steps} steps are too few to time {len(settings)} candidates")
     with preserved():

@@ -111,8 +111,8 @@ def speed_settings(cfg: Config, device: torch.device, ranks: Dist, info: zoo.Mod
 
     choice = fastpath.choose(
         cfg.amp, fastpath.layout_key(cfg.channels_last), device.type,
-        planned_steps=cfg.epochs * steps_per_epoch(cfg, data.train), batch_size=len(y), timing_allowed=not_timed,
-        step=step, preserved=lambda: fastpath.restored_afterwards([model, optimizer], checkpoint.capture_rng,
+        planned_steps=cfg.epochs * steps_per_epoch(cfg, data.train), batch_size=len(y),
+        untimed_because=not_timed, step=step, preserved=lambda: fastpath.restored_afterwards([model, optimizer], checkpoint.capture_rng,
                                                                   checkpoint.restore_rng))
     model.zero_grad(set_to_none=True)
     return choice

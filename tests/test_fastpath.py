@@ -56,7 +56,7 @@ def test_choose_on_a_fake_timer_picks_the_setting_whose_steps_are_fastest():
     def step(setting):
         now[0] += cost[setting.label]
 
-    choice = fastpath.choose("auto", "auto", "cpu", planned_steps=1000, batch_size=32, timing_allowed=None,
+    choice = fastpath.choose("auto", "auto", "cpu", planned_steps=1000, batch_size=32, untimed_because=None,
                              step=step, native_bf16=True, clock=lambda: now[0])
     assert choice.setting.label == "fp32_channels_last" and choice.how == "timed"
     assert choice.trial_images_per_s["fp32_channels_last"] == pytest.approx(80.0)
@@ -70,7 +70,7 @@ def test_choose_skips_the_trial_when_it_cannot_pay_or_cannot_be_trusted(planned,
     def step(setting):
         raise AssertionError("no step may run")
 
-    choice = fastpath.choose("auto", "auto", "cpu", planned_steps=planned, batch_size=8, timing_allowed=allowed,
+    choice = fastpath.choose("auto", "auto", "cpu", planned_steps=planned, batch_size=8, untimed_because=allowed,
                              step=step, native_bf16=True)
     assert choice.setting == Setting("off", False) and how in choice.how and choice.trial_images_per_s == {}
 
