@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml

@@ -2,8 +2,7 @@ import dataclasses
 
 import pytest
 
-from harness.config import (CONFIG_DIR, FIELDS, Config, build_config, defaults, domain, flag, help_text, load_yaml,
-                            parse_command_line)
+from harness.config import (FIELDS, Config, build_config, defaults, domain, flag, help_text, parse_command_line)
 from harness.errors import UsageError
 
 
