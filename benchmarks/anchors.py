@@ -1,6 +1,7 @@
 """The GPU figures measured against public anchors: python -m benchmarks.anchors [options]
 
-Three measurements, each written to results/anchors/<device>_<what>.csv with the device named:
+Three measurements, each written to results/anchors/<device>_<what>.csv with the device named, the file
+rewritten after every row (a run stopped midway keeps the rows it finished):
 
   overhead   the harness's training step (python main.py on the synthetic dataset: batches prepared by
              the harness, its loss, its optimizer step, its bookkeeping) against the bare PyTorch loop of
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -77,14 +79,12 @@ def harness_images_per_s(name: str, args, device: torch.device) -> float:
     return summary["train_images_per_s"]
 
 
-def measure_overhead(args, device) -> list[dict]:
-    rows = []
+def measure_overhead(args, device) -> Iterator[dict]:
     for name in args.overhead_models:
         bare = bare_images_per_s(name, args, device)
         harness = harness_images_per_s(name, args, device)
-        rows.append({"model": name, "bare_images_per_s": round(bare, 2), "harness_images_per_s": round(harness, 2),
-                     "overhead_pct": round(100.0 * (bare / harness - 1.0), 2), "target_pct": 3.0})
-    return rows
+        yield {"model": name, "bare_images_per_s": round(bare, 2), "harness_images_per_s": round(harness, 2),
+               "overhead_pct": round(100.0 * (bare / harness - 1.0), 2), "target_pct": 3.0}
 
 
 def interleaved_step_times(steps: list, args, device: torch.device) -> list[list[float]]:
@@ -106,39 +106,35 @@ def interleaved_step_times(steps: list, args, device: torch.device) -> list[list
     return times
 
 
-def measure_libraries(args, device) -> list[dict]:
-    rows = []
+def measure_libraries(args, device) -> Iterator[dict]:
     for ours, theirs in args.pairs:
         load_before = os.getloadavg()[0]
         try:
             steps = [speed.training_step(name, args, device, args.img_size) for name in (ours, theirs)]
         except zoo.ModelConfigError as err:  # timm missing, say: the pair is reported, not guessed
-            rows.append({"model": ours, "reference": theirs, "note": str(err).splitlines()[0]})
+            yield {"model": ours, "reference": theirs, "note": str(err).splitlines()[0]}
             continue
         mine, reference = interleaved_step_times(steps, args, device)
         del steps
-        rows.append({"model": ours, "reference": theirs,
-                     "zoo_train_images_per_s": round(args.batch_size / statistics.median(mine), 2),
-                     "reference_train_images_per_s": round(args.batch_size / statistics.median(reference), 2),
-                     "ratio": round(statistics.median(r / m for m, r in zip(mine, reference)), 4),
-                     "target_ratio": 1.0, "rounds": args.repeats, "steps_per_chunk": args.steps,
-                     "load_avg_1min_before": round(load_before, 2),
-                     "load_avg_1min_after": round(os.getloadavg()[0], 2)})
-    return rows
+        yield {"model": ours, "reference": theirs,
+               "zoo_train_images_per_s": round(args.batch_size / statistics.median(mine), 2),
+               "reference_train_images_per_s": round(args.batch_size / statistics.median(reference), 2),
+               "ratio": round(statistics.median(r / m for m, r in zip(mine, reference)), 4),
+               "target_ratio": 1.0, "rounds": args.repeats, "steps_per_chunk": args.steps,
+               "load_avg_1min_before": round(load_before, 2),
+               "load_avg_1min_after": round(os.getloadavg()[0], 2)}
 
 
-def measure_mfu(args, device) -> list[dict]:
+def measure_mfu(args, device) -> Iterator[dict]:
     name_of_device = speed.device_name(device)
     peak = peak_tflops(name_of_device, args.precision)
-    rows = []
     for name in args.mfu_models:
         gmacs = profile.profile_row(name, "anchors", args.img_size, 3, 1000, "")["gmacs"]
         images_per_s = bare_images_per_s(name, args, device)
         achieved = 3 * 2 * float(gmacs) * 1e9 * images_per_s / 1e12
-        rows.append({"model": name, "forward_gmacs": gmacs, "train_images_per_s": round(images_per_s, 2),
-                     "achieved_tflops": round(achieved, 2), "peak_tflops": peak or "",
-                     "mfu_pct": round(100 * achieved / peak, 2) if peak else ""})
-    return rows
+        yield {"model": name, "forward_gmacs": gmacs, "train_images_per_s": round(images_per_s, 2),
+               "achieved_tflops": round(achieved, 2), "peak_tflops": peak or "",
+               "mfu_pct": round(100 * achieved / peak, 2) if peak else ""}
 
 
 MEASUREMENTS = {"overhead": measure_overhead, "libraries": measure_libraries, "mfu": measure_mfu}
@@ -202,10 +198,12 @@ def main(argv: list[str]) -> int:
                "img_size": args.img_size, "channels_last": args.channels_last, "compile": args.compile,
                "torch_version": torch.__version__, "cuda_version": torch.version.cuda or ""}
     for what in wanted:
-        rows = [{**row, **setting} for row in MEASUREMENTS[what](args, device)]
         out = Path(args.out_dir) / f"{slug}_{what}.csv"
-        write_csv(out, rows, sorted({k for row in rows for k in row}, key=_column_order))
-        for row in rows:
+        rows = []
+        for row in MEASUREMENTS[what](args, device):
+            # Rewritten after every row: a run stopped midway keeps what it measured.
+            rows.append({**row, **setting})
+            write_csv(out, rows, sorted({k for row in rows for k in row}, key=_column_order))
             print(f"[{what}] " + "  ".join(f"{k}={v}" for k, v in row.items() if k not in setting), flush=True)
         print(f"wrote {out} ({name})")
     return 0

@@ -149,9 +149,10 @@ def run_img_size(cfg: Config) -> int:
 
 
 def plan_runs(configs: list[tuple[str, int, Config]], complexity_csv: str, prior: cost.Throughput,
-              order: str) -> list[PlannedRun]:
-    """Every run with its estimated cost, counting GMACs that complexity.csv lacks (and keeping them there)."""
-    measured = cost.measured_rates(configs[0][2].results_dir) if configs else {}
+              order: str, use_measured: bool = True) -> list[PlannedRun]:
+    """Every run with its estimated cost, counting GMACs that complexity.csv lacks (and keeping them there);
+    ``use_measured=False`` estimates every run from the prior (a plan for another machine)."""
+    measured = cost.measured_rates(configs[0][2].results_dir) if configs and use_measured else {}
     wanted = []
     for model, _, cfg in configs:
         in_chans, num_classes = dataset_geometry(cfg.dataset)

@@ -481,6 +481,8 @@ def check_model_kwargs(info: zoo.ModelInfo, options: dict[str, Any]) -> None:
         if name in HARNESS_MODEL_OPTIONS:
             raise UsageError(f"model_kwargs may not set {name}: the harness sets it from "
                              f"{HARNESS_MODEL_OPTIONS[name]}; remove it from model_kwargs")
+    if not options:
+        return  # nothing to check: spare the meta-device build that following a **kwargs builder takes
     accepted, open_ended = _accepted_options(info.name)
     for name, value in options.items():
         if not isinstance(name, str) or not name.isidentifier():
