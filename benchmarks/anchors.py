@@ -40,6 +40,7 @@ from benchmarks import profile, speed
 from benchmarks.common import ArgumentParser, run_command, write_csv
 from harness.config import build_config
 from harness.errors import UsageError
+from harness.results import device_name
 
 LIBRARY_PAIRS = [("resnet50", "tv:resnet50"), ("vit_base_patch16_224", "timm:vit_base_patch16_224"),
                  ("efficientnet_b0", "timm:efficientnet_b0"), ("mixer_b16_224", "timm:mixer_b16_224"),
@@ -126,7 +127,7 @@ def measure_libraries(args, device) -> Iterator[dict]:
 
 
 def measure_mfu(args, device) -> Iterator[dict]:
-    name_of_device = speed.device_name(device)
+    name_of_device = device_name(device)
     peak = peak_tflops(name_of_device, args.precision)
     for name in args.mfu_models:
         gmacs = profile.profile_row(name, "anchors", args.img_size, 3, 1000, "")["gmacs"]
@@ -192,7 +193,7 @@ def main(argv: list[str]) -> int:
     args.pairs = parse_pairs(args.pairs)
     args.num_classes, args.in_chans = 1000, 3
 
-    name = speed.device_name(device)
+    name = device_name(device)
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
     setting = {"device_name": name, "precision": args.precision, "batch_size": args.batch_size,
                "img_size": args.img_size, "channels_last": args.channels_last, "compile": args.compile,

@@ -39,6 +39,7 @@ uses the CPU prior of benchmarks/cost.py and this machine's measured speeds wher
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import signal
@@ -47,12 +48,15 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 import zoo
 from benchmarks import anchors, cost, profile, sweep
-from benchmarks.common import SEED_MODELS, ArgumentParser, read_csv, run_command, write_csv
+from benchmarks.common import SEED_MODELS, ArgumentParser, read_csv, run_command, select_models, write_csv
 from harness.errors import UsageError
+from harness.results import device_name
 
-GRACE_S = 20.0            # s: Ctrl-C this long before the budget ends, for children to write and exit
+GRACE_S = 10.0            # s: Ctrl-C this long before the budget ends, for children to write and exit
 STARTUP_S = {"cuda": 20.0, "cpu": 8.0}   # s per process: interpreter, torch import, CUDA context, dataset
 COMPILE_S = 60.0          # s: torch.compile of the time-to-accuracy run (the fmnist_tta protocol compiles)
 GPU_TFLOPS = 150.0        # TFLOP/s sustained, assumed on a GPU unless --assume-tflops says otherwise
@@ -101,7 +105,8 @@ def anchor_items(settings: Settings) -> list[Item]:
     d = anchors.DEFAULTS[settings.device]
     size, batch = d["img_size"], d["batch_size"]
     models = [ours for ours, _ in anchors.LIBRARY_PAIRS] + anchors.MFU_MODELS
-    rows = profile.ensure_rows([(m, "anchors", size, 3, 1000) for m in models], settings.complexity_csv,
+    setting = {m: "native" if zoo.get_model_info(m).native_size == size else "anchors" for m in models}
+    rows = profile.ensure_rows([(m, setting[m], size, 3, 1000) for m in models], settings.complexity_csv,
                                verbose=False)
     gmacs = {m: float(profile.lookup(rows, m, size, 3, 1000)["gmacs"]) for m in models}
     timed = (d["warmup"] + d["repeats"] * d["steps"]) * batch            # images one bare measurement trains
@@ -119,7 +124,9 @@ def anchor_items(settings: Settings) -> list[Item]:
 
 
 def sweep_argv(protocol: str, model: str, overrides: dict[str, object], settings: Settings) -> list[str]:
-    return ["benchmarks.sweep", f"--protocol={protocol}", f"--models={model}", "--order=given",
+    # On a GPU the sweep must judge what fits its --budget-hours at the campaign's assumption, not the CPU prior.
+    assume = [f"--assume-tflops={settings.prior.sustained_tflops:g}"] if settings.device == "cuda" else []
+    return ["benchmarks.sweep", f"--protocol={protocol}", f"--models={model}", "--order=given", *assume,
             f"--checkpoint-root={settings.checkpoint_root}", f"--complexity={settings.complexity_csv}",
             f"--results-dir={settings.results_dir}", f"--plots-dir={settings.plots_dir}",
             f"--device={settings.device}",
@@ -141,8 +148,6 @@ def gpu_overrides(cfg, model: str, settings: Settings) -> dict[str, object]:
 
 def is_convolutional(model: str) -> bool:
     """More than a patch embedding's worth of 2-D convolutions (ViT, Mixer, CCT's one-layer stem: no)."""
-    import torch
-
     with torch.device("meta"):  # the structure only: no memory, no initialisation
         net = zoo.create_model(model, num_classes=10, in_chans=1, img_size=zoo.get_model_info(model).min_size)
     return sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) > 2
@@ -156,7 +161,8 @@ def sweep_items(protocol_name: str, models: list[str], group: str, settings: Set
         overrides = {"results_dir": settings.results_dir, **gpu_overrides(cfg, model, settings)}
         configs.append((model, 0, sweep.run_config(protocol, model, 0, protocol.dataset, overrides,
                                                    settings.checkpoint_root), overrides))
-    share = settings.parallel if group in ("seed", "rest") else 1
+    parallel = group in ("seed", "rest")  # the fmnist runs share the device; time to accuracy runs alone
+    share = settings.parallel if parallel else 1
     prior = dataclasses.replace(settings.prior, sustained_tflops=settings.prior.sustained_tflops / share)
     # This machine's measured speeds describe its CPU: a GPU plan estimates from the stated prior alone.
     planned = sweep.plan_runs([c[:3] for c in configs], settings.complexity_csv, prior, "cost",
@@ -170,7 +176,7 @@ def sweep_items(protocol_name: str, models: list[str], group: str, settings: Set
         overrides = {k: v for k, v in overrides_of[run.model].items() if k != "results_dir"}
         items.append(Item(f"{protocol_name}: {run.model}", group, sweep_argv(protocol_name, run.model, overrides,
                                                                               settings),
-                          STARTUP_S[settings.device] + extra + run.seconds, parallel=group in ("seed", "rest")))
+                          STARTUP_S[settings.device] + extra + run.seconds, parallel))
     return items
 
 
@@ -256,16 +262,17 @@ def interrupt(running: Running, wait_s: float) -> int:
         return running.process.wait()
 
 
-def run_campaign(scheduled: list[tuple[Item, float | None]], settings: Settings, device_name: str,
+def run_campaign(scheduled: list[tuple[Item, float | None]], settings: Settings, device_label: str,
                  began: float) -> list[dict]:
     """Run the items that fit, in order (parallel items up to --parallel at once), logging each as it ends;
     the budget counts from ``began`` (time.monotonic() when the campaign started, planning included)."""
-    log_path = Path(settings.results_dir) / "campaign" / f"{slug(device_name)}.csv"
+    log_path = Path(settings.results_dir) / "campaign" / f"{slug(device_label)}.csv"
     log: list[dict] = []
 
     def record(item: Item, outcome: str, **measured) -> None:
-        log.append({"item": item.name, "group": item.group, "command": item.command,
-                    "estimate_s": round(item.estimate_s), "outcome": outcome, "device_name": device_name, **measured})
+        estimate = round(item.estimate_s) if math.isfinite(item.estimate_s) else ""  # "": GMACs not countable
+        log.append({"item": item.name, "group": item.group, "command": item.command, "estimate_s": estimate,
+                    "outcome": outcome, "device_name": device_label, **measured})
         write_csv(log_path, log, LOG_COLUMNS)
 
     def finish(done: Running, returncode: int, outcome: str | None = None) -> None:
@@ -341,10 +348,6 @@ def main(argv: list[str]) -> int:
         if value is not None and not (1 <= value <= 65536):
             raise UsageError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
 
-    import torch
-    from benchmarks.common import select_models
-    from benchmarks.speed import device_name
-
     if args.device == "cuda" and not torch.cuda.is_available() and not args.dry_run:
         raise UsageError("--device=cuda but no CUDA GPU is visible: use --device=cpu, or --dry-run to see the plan")
     device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
@@ -360,12 +363,29 @@ def main(argv: list[str]) -> int:
     print(format_plan(scheduled, settings), flush=True)
     if args.dry_run:
         return 0
+    problem = fmnist_problem(settings)
+    if problem:  # a bare GPU machine may lack the dataset: spend its minutes on what can run
+        print(f"[campaign] the Fashion-MNIST items are left out: {problem}", flush=True)
+        scheduled = [(item, start_s) for item, start_s in scheduled if item.group == "anchors"]
     name = device_name(torch.device(device))
     log = run_campaign(scheduled, settings, name, began)
     failed = [row for row in log if row["outcome"] == "failed"]
     print(f"[campaign] {sum(row['outcome'] == 'done' for row in log)} done, {len(failed)} failed, "
           f"{sum(row['outcome'].startswith(('not started', 'skipped', 'does not fit')) for row in log)} not run")
     return 1 if failed else 0
+
+
+def fmnist_problem(settings: Settings) -> str | None:
+    """Why the Fashion-MNIST items cannot run on this machine (the dataset is not on disk), or None."""
+    from harness.data import load_mnist_family
+
+    protocol = sweep.load_protocol("fmnist")
+    cfg = sweep.run_config(protocol, "lenet5", 0, protocol.dataset, {"download": False}, settings.checkpoint_root)
+    try:
+        load_mnist_family(cfg, protocol.dataset)
+    except UsageError as err:
+        return str(err)
+    return None
 
 
 def seed_complexity(settings: Settings) -> None:

@@ -2,8 +2,9 @@
 
 A run counts when it is completed, was launched by benchmarks.sweep (its config names a protocol), ran
 whole epochs (max_steps_per_epoch 0) on real data. Runs are grouped by (dataset, protocol, epochs,
-recipe); within a group each seed counts once (its latest run), and a model's cell is the mean ± sample
-standard deviation of the test top-1 at the best-validation epoch over its seeds.
+recipe, device: a GPU's runs form a column of their own, since the campaign scales their batch); within
+a group each seed counts once (its latest run), and a model's cell is the mean ± sample standard
+deviation of the test top-1 at the best-validation epoch over its seeds.
 """
 from __future__ import annotations
 
@@ -25,14 +26,20 @@ class Group:
     protocol: str
     epochs: int
     recipe: str
+    device: str = "cpu"   # a GPU's runs are a column of their own: the campaign scales their batch
 
     @property
     def slug(self) -> str:
-        return f"{self.dataset}_{self.protocol}_{self.epochs}ep_{self.recipe}"
+        return f"{self.dataset}_{self.protocol}_{self.epochs}ep_{self.recipe}" + ("_gpu" if self.on_gpu else "")
 
     @property
     def label(self) -> str:
-        return f"{self.dataset} · {self.protocol} ({self.epochs} ep, {self.recipe} recipe)"
+        on = ", GPU" if self.on_gpu else ""
+        return f"{self.dataset} · {self.protocol} ({self.epochs} ep, {self.recipe} recipe{on})"
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device == "cuda"
 
 
 @dataclass
@@ -79,7 +86,8 @@ def collect_runs(results_dir: str) -> dict[Group, dict[str, ModelResult]]:
         config = _read_config(folder)
         if not config.get("protocol") or config.get("max_steps_per_epoch", 0) or summary.get("synthetic_data"):
             continue
-        group = Group(summary["dataset"], config["protocol"], int(summary["epochs"]), summary["recipe"])
+        group = Group(summary["dataset"], config["protocol"], int(summary["epochs"]), summary["recipe"],
+                      summary.get("device", "cpu"))
         key = (group, summary["model"], int(summary["seed"]))
         if key not in latest or summary["run_id"] > latest[key][0]["run_id"]:
             latest[key] = (summary, folder)
@@ -170,3 +178,44 @@ def choose_inference_set(speed_files: list[Path]) -> InferenceSet | None:
     measured = sum(float(r.get("measure_s") or 0) for r in sets[key])
     load = max((float(r.get("load_1m") or 0) for r in sets[key]), default=0.0)
     return InferenceSet(key[0], key[1], throughput, latency, measured, load)
+
+
+@dataclass
+class FastPathSet:
+    """CPU training of one machine at one input (benchmarks.speed --no-infer --precision=auto
+    --channels-last=auto): per model, each candidate setting's training img/s."""
+    device_name: str
+    img_size: str
+    batch_size: str
+    rates: dict[str, dict[str, float]]        # model → setting ("fp32", "fp32·CL", "bf16", "bf16·CL") → img/s
+    max_load: float
+
+    SETTINGS = ("fp32", "fp32·CL", "bf16", "bf16·CL")
+
+    def fastest(self, model: str) -> str:
+        return max(self.rates[model], key=self.rates[model].get)
+
+    def speedup(self, model: str) -> float | None:
+        """The fastest setting's img/s over fp32 NCHW's, the CPU default before the fast path."""
+        base = self.rates[model].get("fp32")
+        return self.rates[model][self.fastest(model)] / base if base else None
+
+
+def choose_fastpath_set(speed_files: list[Path]) -> FastPathSet | None:
+    """The CPU training set with the most models measured in every candidate setting."""
+    sets: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
+    loads: dict[tuple[str, str, str], float] = {}
+    for path in sorted(speed_files):
+        for row in read_csv(path):
+            if row.get("device") != "cpu" or not row.get("train_samples_per_sec"):
+                continue
+            key = (row["device_name"], row["train_img_size"], row["train_batch_size"])
+            setting = InferenceSet.setting(row)
+            sets.setdefault(key, {}).setdefault(row["model"], {})[setting] = float(row["train_samples_per_sec"])
+            loads[key] = max(loads.get(key, 0.0), float(row.get("load_1m") or 0))
+    complete = {k: {m: r for m, r in v.items() if len(r) >= 2} for k, v in sets.items()}
+    complete = {k: v for k, v in complete.items() if v}
+    if not complete:
+        return None
+    key = min(complete, key=lambda k: (-len(complete[k]), k))
+    return FastPathSet(*key, rates=complete[key], max_load=loads[key])

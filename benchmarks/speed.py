@@ -31,7 +31,6 @@ import statistics
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -41,6 +40,7 @@ from benchmarks import profile
 from benchmarks.common import ArgumentParser, read_csv, run_command, select_models, write_csv
 from harness import fastpath
 from harness.errors import UsageError
+from harness.results import device_name
 
 TIMM_COLUMNS = ["model", "infer_samples_per_sec", "infer_step_time", "infer_batch_size", "infer_img_size",
                 "train_samples_per_sec", "train_step_time", "train_batch_size", "train_img_size", "param_count",
@@ -48,21 +48,6 @@ TIMM_COLUMNS = ["model", "infer_samples_per_sec", "infer_step_time", "infer_batc
 COLUMNS = TIMM_COLUMNS + ["latency_bs1_ms", "device", "device_name", "precision", "channels_last", "fastest",
                           "compile", "num_classes", "in_chans", "torch_version", "cuda_version", "load_1m", "measure_s"]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name and thread count: a timing means nothing without it."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU {model} ({torch.get_num_threads()} threads)"
 
 
 def synchronize(device: torch.device) -> None:

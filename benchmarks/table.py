@@ -106,20 +106,59 @@ def inference_cells(inference: collect.InferenceSet | None, name: str) -> list[s
             f"{fmt_rate(fast['infer_samples_per_sec'])} ({inference.setting(fast)})"]
 
 
+def load_note(max_load: float, device_name: str) -> str:
+    """Whether anything else ran beside the measurement, from the 1-minute load average in its CSV rows:
+    the measurement's own threads count (2 threads alone read about 2), named in the device name."""
+    found = re.search(r"\((\d+) threads\)", device_name)
+    threads = int(found.group(1)) if found else 1
+    if max_load <= threads + 0.5:
+        return (f"nothing else ran while measuring (1-minute load average at most {max_load:.1f} with its "
+                f"{threads} threads; per row in the CSV)")
+    return (f"the machine was shared while measuring (1-minute load average up to {max_load:.1f} with "
+            f"{threads} threads of its own, per row in the CSV), so the figures are lower bounds")
+
+
 def inference_note(inference: collect.InferenceSet | None, n_models: int) -> str:
     if inference is None:
         return f"¹ CPU inference: not measured yet (`{INFERENCE_COMMAND}`)."
     return (f"¹ CPU inference from `{INFERENCE_COMMAND}` on {inference.device_name}: each model at its native size "
             f"in the fastest of the fast-path settings (fp32/bf16 × NCHW/channels_last, ·CL), named in the cell; "
             f"{len(inference.throughput)} of {n_models} models, {inference.measure_s / 3600:.2f} h of measuring in "
-            f"all; the machine was shared while measuring (1-minute load average up to {inference.max_load:.1f} "
-            f"on its 2 cores, per row in the CSV), so the figures are lower bounds.")
+            f"all; {load_note(inference.max_load, inference.device_name)}.")
+
+
+FASTPATH_COMMAND = ("python -m benchmarks.speed --models=SEED_MODELS --device=cpu --no-infer --img-size=32 "
+                    "--in-chans=1 --num-classes=10 --batch-size=64 --precision=auto --channels-last=auto "
+                    "--warmup=2 --steps=3 --repeats=3 --resume")
+
+
+def fastpath_table(fastpath: collect.FastPathSet | None) -> list[str]:
+    """Training img/s of each candidate setting, the fastest and its gain over fp32 NCHW."""
+    if fastpath is None:
+        return []
+    settings = collect.FastPathSet.SETTINGS
+    lines = [f"CPU training fast path: images/s of a whole training step at {fastpath.img_size} px, batch "
+             f"{fastpath.batch_size}, 1 channel, on {fastpath.device_name} (`{FASTPATH_COMMAND}`, "
+             f"SEED_MODELS as in benchmarks/common.py); {load_note(fastpath.max_load, fastpath.device_name)}. "
+             "`--amp=auto --channels-last=auto` makes the same choice at the start of a run.", "",
+             "| model | " + " | ".join(f"{s} img/s" for s in settings) + " | fastest | × fp32 NCHW |",
+             "|---|" + "---|" * (len(settings) + 2)]
+    for name in sorted(fastpath.rates, key=lambda n: -(fastpath.speedup(n) or 0)):
+        rates, gain = fastpath.rates[name], fastpath.speedup(name)
+        cells = [fmt_rate(rates[s]) if s in rates else MISSING for s in settings]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {fastpath.fastest(name)} | "
+                     + (f"{gain:.2f}" if gain else MISSING) + " |")
+    return ["", *lines]
 
 
 def accuracy_note(group, results: dict, complexity_rows: list[dict], n_models: int) -> str:
     """What produced a protocol column, on which hardware, how long it took and how long the whole takes."""
     devices = sorted({d for r in results.values() for d in r.device_names if d})
     spent = sum(sum(r.wall_time_s) for r in results.values())
+    if group.on_gpu:
+        return (f"{group.label}: {len(results)} of {n_models} models measured on {', '.join(devices) or 'unknown'} "
+                f"by `python -m benchmarks.campaign` (batch ≥ 512, lr scaled linearly), {spent / 3600:.2f} h of "
+                "training and validation in all; `--dry-run --device=cuda` prints what the whole column takes.")
     in_chans, num_classes = dataset_geometry(group.dataset)
     workload = cost.Workload.of_run(group.dataset, group.epochs, val_fraction=0.1)
     full = 0.0
@@ -143,7 +182,8 @@ def headline_figure(groups: dict, plots_dir: str, readme: Path) -> str | None:
 
 
 def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
-                    groups: dict, inference: collect.InferenceSet | None = None, figure: str | None = None) -> str:
+                    groups: dict, inference: collect.InferenceSet | None = None, figure: str | None = None,
+                    fastpath: collect.FastPathSet | None = None) -> str:
     published = seed_published()
     speed_note = f"{speed.label}" if speed else "no GPU throughput measured yet"
     header = ["model", "family", "year", "params (M)", "GMACs @ native size", "CPU infer ms, batch 1 ¹",
@@ -194,6 +234,9 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
     if groups:
         notes += ["", "Rerun a model's cell (seeds as in the table):", ""]
         for group, results in groups.items():
+            if group.on_gpu:
+                notes.append(f"- {group.label}: `python -m benchmarks.campaign --models=MODEL` on the GPU")
+                continue
             seeds = ",".join(str(s) for s in sorted({s for r in results.values() for s in r.seeds}))
             dataset_flag = ""
             try:
@@ -204,7 +247,7 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
                 pass
             notes.append(f"- {group.label}: `python -m benchmarks.sweep --protocol={group.protocol} "
                          f"--models=MODEL --seeds={seeds}{dataset_flag}`")
-    return "\n".join(notes)
+    return "\n".join(notes + fastpath_table(fastpath))
 
 
 def counted_params(name: str) -> int | None:
@@ -254,11 +297,13 @@ def main(argv: list[str]) -> int:
     speed_files = list((Path(args.results_dir) / "speed").glob("*.csv"))
     speed = collect.choose_speed_set(speed_files, "cuda")
     inference = collect.choose_inference_set(speed_files)
+    fastpath = collect.choose_fastpath_set(speed_files)
     groups = collect.collect_runs(args.results_dir)
     text = readme.read_text(encoding="utf-8")
     figure = headline_figure(groups, str(Path(args.plots_dir).resolve()), readme) if args.plots else None
     updated = replace_between(text, TABLE_MARKERS,
-                              benchmark_table(complexity_rows, speed, groups, inference, figure), readme)
+                              benchmark_table(complexity_rows, speed, groups, inference, figure, fastpath),
+                              readme)
     updated = replace_between(updated, MODEL_LIST_MARKERS, model_list(complexity_rows), readme)
     if updated != text:
         write_text(readme, updated)

@@ -8,7 +8,6 @@ import csv
 import datetime as dt
 import io
 import json
-import platform
 import re
 import secrets
 import subprocess
@@ -62,12 +61,27 @@ class RunRecord:
         write_json(self.folder / "summary.json", summary)
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name and thread count: a timing means nothing without it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {model} ({torch.get_num_threads()} threads)"
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """The hardware and software a run used: the GPU and CUDA version only when it ran on a GPU."""
     on_gpu = device.type == "cuda"
     return {
         "device": device.type,
-        "device_name": torch.cuda.get_device_name(device) if on_gpu else (platform.processor() or "cpu"),
+        "device_name": device_name(device),
         "torch_version": torch.__version__,
         **({"cuda_version": torch.version.cuda} if on_gpu else {}),
         "git_commit": _git_commit(),

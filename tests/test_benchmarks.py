@@ -239,6 +239,12 @@ def fixture_results(tmp_path):
                              "infer_img_size": 224, "latency_bs1_ms": latency, "device": "cpu",
                              "device_name": "CPU Test Xeon (2 threads)", "precision": precision,
                              "channels_last": layout, "load_1m": 3.5, "measure_s": 10})
+        for precision, layout, rate in (("fp32", False, 100.0), ("fp32", True, 150.0), ("bf16", False, 120.0),
+                                        ("bf16", True, 250.0)):
+            writer.writerow({"model": "lenet5", "train_samples_per_sec": rate, "train_batch_size": 64,
+                             "train_img_size": 32, "in_chans": 1, "device": "cpu",
+                             "device_name": "CPU Test Xeon (2 threads)", "precision": precision,
+                             "channels_last": layout, "load_1m": 2.1, "measure_s": 5})
     readme = tmp_path / "README.md"
     readme.write_text("# title\n\n" + "\n".join(table.TABLE_MARKERS) + "\n\ntext\n\n" +
                       "\n".join(table.MODEL_LIST_MARKERS) + "\n\nend\n")
@@ -254,6 +260,7 @@ def table_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow  # counts the fixture's models and draws every plot: half a minute
 def test_table_aggregates_seeds_marks_missing_and_is_idempotent(fixture_results):
     readme, results = fixture_results / "README.md", fixture_results / "results"
     argv = [f"--results-dir={results}", f"--readme={readme}", f"--plots-dir={fixture_results / 'plots'}"]
@@ -286,6 +293,9 @@ def test_table_aggregates_seeds_marks_missing_and_is_idempotent(fixture_results)
     assert "on CPU Test Xeon (2 threads)" in benchmark and "1 of " in benchmark and "load average up to 3.5" in benchmark
     assert "fmnist (10 ep, paper recipe): 2 of" in benchmark and "h on this CPU at the benchmarks/cost.py prior" in benchmark
     assert "python -m benchmarks.sweep --protocol=fmnist --models=MODEL --seeds=0,1,2" in benchmark
+    assert "| `lenet5` | 100 | 150 | 120 | 250 | bf16·CL | 2.50 |" in benchmark   # the CPU fast-path table
+    assert "at 32 px, batch 64, 1 channel, on CPU Test Xeon (2 threads)" in benchmark
+    assert "nothing else ran while measuring (1-minute load average at most 2.1" in benchmark
 
     models = first.split(table.MODEL_LIST_MARKERS[0])[1].split(table.MODEL_LIST_MARKERS[1])[0]
     listed = table_rows(models)

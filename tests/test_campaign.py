@@ -69,12 +69,24 @@ def test_gpu_sweep_items_scale_the_batch_and_its_lr_and_pick_the_layout(tmp_path
     assert "--batch-size=512" in mobilenet and not any(a.startswith("--lr-reference-batch=") for a in mobilenet)
     assert "--channels-last=false" in items["fmnist: vit_tiny_patch4_32"]
     assert all(a.startswith(("benchmarks.sweep", "--")) for a in xception)
+    assert "--assume-tflops=150" in xception   # the sweep judges its budget at the campaign's assumption
 
 
 def test_cpu_sweep_items_are_the_cpu_sweeps_own_runs(tmp_path):
     made = settings(tmp_path, device="cpu", parallel=1, prior=cost.CPU_PRIOR)
     (only,) = campaign.sweep_items("fmnist", ["lenet5"], "seed", made)
     assert not any(a.startswith(("--batch-size", "--amp", "--channels-last", "--lr-reference")) for a in only.argv)
+
+
+def test_without_fashion_mnist_the_campaign_says_where_to_put_it(tmp_path, monkeypatch):
+    import harness.data
+
+    made = settings(tmp_path)
+    assert campaign.fmnist_problem(made) is None   # Debian's dataset-fashion-mnist, as CI installs it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(harness.data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "nowhere")
+    problem = campaign.fmnist_problem(made)
+    assert problem and "data/FashionMNIST/raw" in problem and "train-images-idx3-ubyte.gz" in problem
 
 
 def test_bad_budget_is_one_line_and_exit_2(capsys):

@@ -13,6 +13,7 @@ from harness.augment import MixupCutmix, build_batch_augment
 from harness.config import CONFIG_DIR, FIELDS, build_config, defaults, load_yaml
 from harness.ema import ModelEma
 from harness.recipes import effective_lr, lr_factor
+from walks import walk
 
 SPE = 100  # steps per epoch
 
@@ -83,7 +84,7 @@ def family_recipe(name: str) -> dict:
     return {**data["recipe"], **((data.get("variants") or {}).get(name) or {})}
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+@pytest.mark.parametrize("name", walk(zoo.list_models()))
 def test_every_model_builds_its_paper_recipe(name):
     cfg = build_config({"model": name})
     recipe = family_recipe(name)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import zoo
+from walks import walk
 from zoo.layers import ImageClassifier
 
 ALL_MODELS = zoo.list_models()
@@ -23,10 +24,11 @@ def _logits(output):
 # and the shared API, the numerical checks. On the meta device (shapes without data) at 1000 classes:
 # the golden parameter count and a forward pass at the native size, which checks every layer's shape
 # at the paper's resolution without the minutes of arithmetic and initialisation that ~110 models
-# (several of 100-300M parameters) would cost a 2-core CI machine.
+# (several of 100-300M parameters) would cost a 2-core CI machine. The quick suite walks one model
+# per family (tests/walks.py); the full suite walks them all.
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", walk(ALL_MODELS))
 def test_at_min_size_gradients_eval_and_shared_api(name):
     info = zoo.get_model_info(name)
     model = zoo.create_model(name, num_classes=7, in_chans=1, img_size=info.min_size).train()
@@ -52,7 +54,7 @@ def test_at_min_size_gradients_eval_and_shared_api(name):
         assert model(x).shape == (2, 9)
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", walk(ALL_MODELS))
 def test_at_native_size_golden_count_and_forward(name):
     info = zoo.get_model_info(name)
     with torch.device("meta"):

@@ -13,7 +13,10 @@ alias ``squeezenet`` means 1.0, the architecture the paper describes.
 The head is the authors': dropout → conv10 → ReLU → global average pool, so the classifier runs on every
 position (86 M of the 1.0 net's MACs at 224 px) and the logits are non-negative. ``pre_logits`` gives
 the pooled fire9 features. Max-pools round their output size up (Caffe's rule). Init follows the Caffe
-model: Xavier for the convs, N(0, 0.01) for conv10.
+model: Caffe's "xavier" filler for the convs — uniform in ±√(3/fan_in), fan-in only (its default
+``variance_norm: FAN_IN``), not Glorot's average of fan-in and fan-out, which shrinks every expand layer
+(16 → 64 channels) by √2.5 more and leaves the deep ReLU stack's output near zero — and N(0, 0.01) for
+conv10.
 """
 from __future__ import annotations
 
@@ -85,7 +88,7 @@ class SqueezeNet(ImageClassifier):
         self.features = nn.Sequential(*layers)
         for m in self.features.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.xavier_uniform_(m.weight)
+                nn.init.kaiming_uniform_(m.weight, nonlinearity="linear")  # gain 1: U(±√(3/fan_in))
                 nn.init.zeros_(m.bias)
         self.head = ConvClassifierHead(in_chs, num_classes, drop=drop_rate)
 
