@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
         for row in MEASUREMENTS[what](args, device):
             # Rewritten after every row: a run stopped midway keeps what it measured.
             rows.append({**row, **setting})
-            write_csv(out, rows, sorted({k for row in rows for k in row}, key=_column_order))
+            write_csv(out, rows, sorted({k for r in rows for k in r}, key=_column_order))
             print(f"[{what}] " + "  ".join(f"{k}={v}" for k, v in row.items() if k not in setting), flush=True)
         print(f"wrote {out} ({name})")
     return 0

@@ -202,7 +202,7 @@ class FastPathSet:
 
 
 def choose_fastpath_set(speed_files: list[Path]) -> FastPathSet | None:
-    """The CPU training set with the most models measured in every candidate setting."""
+    """The CPU training set (machine, input size, batch) with the most models measured in two settings or more."""
     sets: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
     loads: dict[tuple[str, str, str], float] = {}
     for path in sorted(speed_files):
@@ -213,9 +213,9 @@ def choose_fastpath_set(speed_files: list[Path]) -> FastPathSet | None:
             setting = InferenceSet.setting(row)
             sets.setdefault(key, {}).setdefault(row["model"], {})[setting] = float(row["train_samples_per_sec"])
             loads[key] = max(loads.get(key, 0.0), float(row.get("load_1m") or 0))
-    complete = {k: {m: r for m, r in v.items() if len(r) >= 2} for k, v in sets.items()}
-    complete = {k: v for k, v in complete.items() if v}
-    if not complete:
+    compared = {k: {m: r for m, r in v.items() if len(r) >= 2} for k, v in sets.items()}
+    compared = {k: v for k, v in compared.items() if v}
+    if not compared:
         return None
-    key = min(complete, key=lambda k: (-len(complete[k]), k))
-    return FastPathSet(*key, rates=complete[key], max_load=loads[key])
+    key = min(compared, key=lambda k: (-len(compared[k]), k))
+    return FastPathSet(*key, rates=compared[key], max_load=loads[key])

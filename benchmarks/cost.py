@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import read_csv
-from harness.results import device_name
-from harness.results import completed_runs
+from harness.results import completed_runs, device_name
 
 TRAIN_COST = 3  # forward + backward, in forward passes
 
