@@ -25,7 +25,6 @@ then see 36 tokens, on both sides) — the numbers describe that CPU, and its na
 from __future__ import annotations
 
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import torch
 
 import zoo
 from benchmarks import profile, speed
-from benchmarks.common import ArgumentParser, run_command, write_csv
+from benchmarks.common import ArgumentParser, device_slug, run_command, write_csv
 from harness.config import build_config
 from harness.errors import UsageError
 from harness.results import device_name
@@ -194,7 +193,7 @@ def main(argv: list[str]) -> int:
     args.num_classes, args.in_chans = 1000, 3
 
     name = device_name(device)
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
+    slug = device_slug(name)
     setting = {"device_name": name, "precision": args.precision, "batch_size": args.batch_size,
                "img_size": args.img_size, "channels_last": args.channels_last, "compile": args.compile,
                "torch_version": torch.__version__, "cuda_version": torch.version.cuda or ""}

@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -52,7 +51,8 @@ import torch
 
 import zoo
 from benchmarks import anchors, cost, profile, sweep
-from benchmarks.common import SEED_MODELS, ArgumentParser, read_csv, run_command, select_models, write_csv
+from benchmarks.common import (SEED_MODELS, ArgumentParser, device_slug, read_csv, run_command, select_models,
+                               write_csv)
 from harness.errors import UsageError
 from harness.results import device_name
 
@@ -266,7 +266,7 @@ def run_campaign(scheduled: list[tuple[Item, float | None]], settings: Settings,
                  began: float) -> list[dict]:
     """Run the items that fit, in order (parallel items up to --parallel at once), logging each as it ends;
     the budget counts from ``began`` (time.monotonic() when the campaign started, planning included)."""
-    log_path = Path(settings.results_dir) / "campaign" / f"{slug(device_label)}.csv"
+    log_path = Path(settings.results_dir) / "campaign" / f"{device_slug(device_label)}.csv"
     log: list[dict] = []
 
     def record(item: Item, outcome: str, **measured) -> None:
@@ -318,10 +318,6 @@ def can_start(item: Item, running: list[Running], parallel: int) -> bool:
     if not item.parallel:
         return not running
     return len(running) < parallel and all(r.item.parallel for r in running)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
 
 
 def main(argv: list[str]) -> int:

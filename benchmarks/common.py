@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -48,6 +49,11 @@ def select_models(spec: str) -> list[str]:
     if not chosen:
         raise UsageError("no model given: pass --models=NAME[,NAME...], a glob like 'resnet*', or all")
     return chosen
+
+
+def device_slug(device_name: str) -> str:
+    """A device's name as a file-name stem: lower case, runs of other characters as one '-', 40 at most."""
+    return re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")[:40]
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 import time
@@ -37,7 +36,7 @@ import torch
 
 import zoo
 from benchmarks import profile
-from benchmarks.common import ArgumentParser, read_csv, run_command, select_models, write_csv
+from benchmarks.common import ArgumentParser, device_slug, read_csv, run_command, select_models, write_csv
 from harness import fastpath
 from harness.errors import UsageError
 from harness.results import device_name
@@ -156,7 +155,7 @@ def benchmark(name: str, args, device: torch.device, complexity_rows: list[dict]
 
 
 def default_out(device: torch.device, args) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")[:40]
+    slug = device_slug(device_name(device))
     layout = {"true": "channels-last", "false": "nchw", "auto": "auto-layout"}[args.channels_last]
     compiled = "_compiled" if args.compile else ""
     return f"results/speed/{slug}_{args.precision}_bs{args.batch_size}_{layout}{compiled}.csv"
