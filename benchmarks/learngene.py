@@ -65,6 +65,7 @@ class Plan:
     val_fraction: float
     test_images: int
     seed: int
+    teacher: str
     out: Path
     plots: Path
     checkpoints: Path
@@ -113,8 +114,8 @@ def prepare_data(test_images: int, seed: int) -> Path:
 
 
 def run_config(plan: Plan, data_dir: Path, label: str, model: str, epochs: int, model_kwargs: dict[str, Any],
-               model_save: bool = False):
-    return build_config({
+               model_save: bool = False, teacher: str = ""):
+    return build_config({"teacher": teacher,
         **RECIPE, "model": model, "dataset": "fashion_mnist", "data_dir": str(data_dir), "download": False,
         "epochs": epochs, "batch_size": plan.batch_size, "max_steps_per_epoch": plan.steps_per_epoch,
         "val_fraction": plan.val_fraction, "seed": plan.seed, "device": "cpu", "model_kwargs": model_kwargs,
@@ -158,7 +159,8 @@ def train_learngene(plan: Plan, data_dir: Path, rows: list[dict[str, Any]]) -> P
         kwargs = {"depth": plan.ancestry_depth, "num_components": stage + 1, "basis": plan.basis,
                   "trainable_components": [stage], "init_from": weights}
         label = f"learngene_stage{stage}"
-        cfg = run_config(plan, data_dir, label, DECOMPOSED, plan.stage_epochs, kwargs, model_save=True)
+        cfg = run_config(plan, data_dir, label, DECOMPOSED, plan.stage_epochs, kwargs, model_save=True,
+                         teacher=plan.teacher)
         summary = train_or_skip(cfg, label)
         path = plan.out / "runs" / summary["run_id"] / "model.safetensors"
         if not path.is_file():
@@ -290,11 +292,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--components", type=int, default=3)
     parser.add_argument("--ancestry-depth", type=int, default=6)
     parser.add_argument("--basis", default="chebyshev", choices=("chebyshev", "power", "linear"))
-    parser.add_argument("--steps-per-epoch", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--val-fraction", type=float, default=0.005)
-    parser.add_argument("--test-images", type=int, default=500)
+    parser.add_argument("--steps-per-epoch", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--val-fraction", type=float, default=0.01)
+    parser.add_argument("--test-images", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--teacher", default="", help="a saved run to distil the learngene from (TLEG's CNN teacher; "
+                        "harness/distill.py); the descendants train on labels alone")
     parser.add_argument("--out", default="results/learngene")
     parser.add_argument("--plots", default="plots")
     parser.add_argument("--checkpoint-root", default="checkpoints/learngene",
@@ -307,7 +311,7 @@ def main(argv: list[str]) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     plan = Plan(parse_depths(args.depths), args.epochs, args.stage_epochs, args.components, args.ancestry_depth,
                 args.basis, args.steps_per_epoch, args.batch_size, args.val_fraction, args.test_images, args.seed,
-                Path(args.out), Path(args.plots), Path(args.checkpoint_root))
+                args.teacher, Path(args.out), Path(args.plots), Path(args.checkpoint_root))
     started = time.perf_counter()
     rows = read_csv(plan.out / "learngene.csv") if args.report_only else experiment(plan)
     if not rows:

@@ -36,6 +36,7 @@ import yaml
 
 import zoo
 from harness.errors import UsageError
+from zoo.saved import resolve_path
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DATASETS = tuple(sorted(p.stem for p in (CONFIG_DIR / "datasets").glob("*.yaml")))
@@ -160,6 +161,11 @@ class Config:
                            ge=0, lt=1)
     ema_warmup: bool = key(True, "EMA decay min(ema_decay, (1+t)/(10+t)) at update t")
     ema_select: bool = key(False, "choose the best epoch (and test weights) by the EMA's validation top-1")
+    teacher: str = key("", "soft distillation from a saved run: its folder, model.safetensors, best.pt or last.pt "
+                       "(\"\" = none)")
+    distill_alpha: float = key(0.5, "with a teacher: weight of the distillation term, 1 - alpha on the labels",
+                               ge=0, le=1)
+    distill_temperature: float = key(1.0, "with a teacher: softmax temperature of the distillation term", gt=0)
     # run
     seed: int = key(0, "seed of every random generator", ge=0, le=2**32 - 1)
     deterministic: bool = key(False, "deterministic algorithms (slower)")
@@ -392,6 +398,8 @@ def check_together(cfg: Config) -> None:
     if info.name != cfg.model:
         cfg.model = info.name
     check_model_kwargs(info, cfg.model_kwargs)
+    if cfg.teacher:
+        resolve_path(cfg.teacher)  # the file exists before anything is built (its contents are read by the run)
 
 
 # ---------------------------------------------------------------- model options

@@ -26,7 +26,8 @@ from tqdm import tqdm
 import zoo
 from harness import checkpoint, export, fastpath
 from harness.config import Config
-from harness.data import BatchStream, Streams, open_data
+from harness.data import NORMALISATION, BatchStream, Streams, open_data
+from harness.distill import Teacher
 from harness.distributed import Dist, init_distributed, shutdown, weights_in_sync
 from harness.errors import TrainingDiverged, UsageError
 from harness.faults import kill_point
@@ -45,6 +46,7 @@ class StepTools:
     clipping: GradientClipping
     mixer: MixupCutmix | None = None
     ema: ModelEma | None = None
+    teacher: Teacher | None = None
 
 
 @dataclass
@@ -91,7 +93,8 @@ def resolve_img_size(cfg: Config, info: zoo.ModelInfo) -> int:
 
 
 def speed_settings(cfg: Config, device: torch.device, ranks: Dist, info: zoo.ModelInfo, model: nn.Module,
-                   optimizer: torch.optim.Optimizer, data: Streams, recorded: dict[str, Any]) -> fastpath.Choice:
+                   optimizer: torch.optim.Optimizer, data: Streams, teacher: Teacher | None,
+                   recorded: dict[str, Any]) -> fastpath.Choice:
     """The run's autocast dtype and memory layout (harness/fastpath.py), decided once, here, after the model
     and optimizer are built and before training. On a CPU with ``auto`` a few training steps of each
     candidate are timed on the run's own model and optimizer, whose states (and the RNGs) are restored
@@ -101,7 +104,7 @@ def speed_settings(cfg: Config, device: torch.device, ranks: Dist, info: zoo.Mod
     not_timed = ("a compiled run would compile every candidate" if cfg.compile else
                  f"{ranks.world_size} processes could choose differently" if ranks.enabled else None)
     x, y = next(iter(data.train.epoch(0)))
-    tools = StepTools(GradientClipping(cfg, model), MixupCutmix.from_config(cfg, data.num_classes))
+    tools = StepTools(GradientClipping(cfg, model), MixupCutmix.from_config(cfg, data.num_classes), teacher=teacher)
     no_scaler = torch.amp.GradScaler(device.type, enabled=False)  # fp16 is never a timed candidate
 
     def step(setting: fastpath.Setting) -> None:
@@ -151,13 +154,18 @@ def classification_loss(output, target: torch.Tensor, aux_weights: tuple[float, 
 
 
 def train_step(model, x, y, optimizer, scaler, amp_dtype, cfg: Config, aux_weights, tools: StepTools):
-    """One optimizer step: (mixup/cutmix) → loss and gradient → (SAM's second gradient at the perturbed
-    weights, BatchNorm statistics untouched) → (AGC, norm clipping) → optimizer; then the EMA."""
+    """One optimizer step: (mixup/cutmix) → (the teacher's logits) → loss and gradient → (SAM's second gradient
+    at the perturbed weights, BatchNorm statistics untouched) → (AGC, norm clipping) → optimizer; then the EMA."""
     inputs, target = tools.mixer(x, y) if tools.mixer else (x, y)
+    teacher = tools.teacher
+    with autocast(x.device, amp_dtype):
+        teacher_logits = teacher.logits(inputs) if teacher else None  # once: SAM's second pass sees the same batch
 
     def loss_and_gradient():
         with autocast(x.device, amp_dtype):
             loss, logits = classification_loss(model(inputs), target, aux_weights, cfg.label_smoothing)
+            if teacher:
+                loss = teacher.loss(loss, logits, teacher_logits)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         return loss, logits
@@ -320,14 +328,18 @@ def build_run(cfg: Config, checkpoints: Path, recorded_fast_path: dict[str, Any]
                              pretrained=cfg.pretrained, **cfg.model_kwargs).to(device)
     check_batch_norm_batch(cfg, model, ranks)
     optimizer = build_optimizer(cfg, model)
-    fast = speed_settings(cfg, device, ranks, info, model, optimizer, data, recorded_fast_path)
+    teacher = (Teacher.load(cfg.teacher, mean_std=NORMALISATION[cfg.dataset], num_classes=data.num_classes,
+                            in_chans=data.in_chans, alpha=cfg.distill_alpha, temperature=cfg.distill_temperature,
+                            device=device)
+               if cfg.teacher else None)
+    fast = speed_settings(cfg, device, ranks, info, model, optimizer, data, teacher, recorded_fast_path)
     model.to(memory_format=fast.setting.memory_format)  # in place: the optimizer keeps the same parameters
     if fast.setting.channels_last:
         data.use_channels_last()
     amp_dtype = fast.setting.dtype
     n_steps = steps_per_epoch(cfg, data.train)
     ema = ModelEma(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
-    tools = StepTools(GradientClipping(cfg, model), MixupCutmix.from_config(cfg, data.num_classes), ema)
+    tools = StepTools(GradientClipping(cfg, model), MixupCutmix.from_config(cfg, data.num_classes), ema, teacher)
     return Session(cfg=cfg, ranks=ranks, device=device, info=info, img_size=img_size, data=data,
                    steps_per_epoch=n_steps, model=model, train_model=wrap_for_training(cfg, model, ranks, device),
                    optimizer=optimizer, scheduler=build_scheduler(cfg, optimizer, n_steps),

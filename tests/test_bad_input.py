@@ -171,6 +171,13 @@ CASES = [
     (TINY + ["--resume={fx}/ckpt"], "is not a regular file"),
     (["--resume=/dev/zero"], "/dev/zero is not a regular file"),
     (TINY + ["--resume={fx}/ckpt/wrong_best/last.pt"], "best.pt does not fit this run: model.head.fc.weight"),
+    # distillation: the teacher is a saved model of this run's classes and channels
+    (["--teacher={fx}/no_teacher"], "no_teacher does not exist"),
+    (["--teacher={fx}/read_only"], "holds no model.safetensors, best.pt or last.pt"),
+    (["--dataset=synthetic", "--teacher={fx}/ckpt/model.safetensors"],
+     "is a lenet5 for 10 classes and 1 channel(s); this run has 10 and 3"),
+    (["--distill-alpha=1.5"], "distill_alpha must be at most 1"),
+    (["--distill-temperature=0"], "distill_temperature must be positive"),
     # training edges
     (["--batch-size=1"], "resnet18 has BatchNorm layers, which cannot train on batches of 1 image"),
 ]

@@ -7,6 +7,9 @@ from safetensors.torch import load_file, save_file
 
 import main
 import zoo
+from benchmarks import learngene as learngene_experiment
+from benchmarks.common import read_csv
+from harness.data import FASHION_MNIST_SYSTEM_DIR
 from zoo.learngene import DecomposedViT, coefficients, recompose
 from zoo.vit import VisionTransformer
 
@@ -128,3 +131,29 @@ def test_descendant_from_a_learngene_file_and_from_scratch(tmp_path):
     assert grown.blocks[-1].drop_path.p == pytest.approx(0.1)
     scratch = zoo.create_model("learngene_descendant_vit_tiny_patch4_32", depth=5, **kwargs)
     assert type(scratch) is VisionTransformer and scratch.state_dict().keys() == grown.state_dict().keys()
+
+
+@pytest.mark.slow  # 30 s: eight runs, each reading Fashion-MNIST
+@pytest.mark.skipif(not FASHION_MNIST_SYSTEM_DIR.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_the_experiment_command_end_to_end_and_resumed(tmp_path, monkeypatch, capsys):
+    """benchmarks.learngene at its smallest: two incremental stages, three arms at two depths, its CSV, table and
+    plots; run again, it trains nothing and writes the same rows."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--depths=1,2", "--epochs=1", "--stage-epochs=1", "--components=2", "--ancestry-depth=2",
+            "--steps-per-epoch=1", "--batch-size=8", "--test-images=10", "--out=out", "--plots=plots",
+            "--checkpoint-root=ck"]
+    assert learngene_experiment.main(argv) == 0
+    rows = read_csv(tmp_path / "out" / "learngene.csv")
+    assert [(r["arm"], r["depth"]) for r in rows] == [
+        ("learngene", "2"), ("learngene", "2"), ("recomposed", "1"), ("scratch", "1"), ("scratch_plus", "1"),
+        ("recomposed", "2"), ("scratch", "2"), ("scratch_plus", "2")]
+    recomposed, scratch_plus = rows[2], rows[4]
+    assert (recomposed["train_images"], recomposed["learngene_images"], recomposed["total_images"]) == ("8", "16", "24")
+    assert (scratch_plus["epochs"], scratch_plus["total_images"]) == ("3", "24")
+    assert all(list(tmp_path.glob(f"out/runs/{r['run_id']}/model.safetensors")) for r in rows[:2])
+    assert (tmp_path / "plots" / "learngene_accuracy_vs_depth.png").is_file()
+    assert "| 2 |" in (tmp_path / "out" / "table.md").read_text()
+    capsys.readouterr()
+    assert learngene_experiment.main(argv) == 0
+    assert capsys.readouterr().out.count("done already") == len(rows)
+    assert read_csv(tmp_path / "out" / "learngene.csv") == rows
