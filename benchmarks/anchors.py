@@ -36,7 +36,7 @@ import torch
 
 import zoo
 from benchmarks import profile, speed
-from benchmarks.common import ArgumentParser, device_slug, run_command, write_csv
+from benchmarks.common import OneLineParser, device_slug, run_command, write_csv
 from harness.config import build_config
 from harness.errors import UsageError
 from harness.results import device_name
@@ -151,7 +151,7 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="python -m benchmarks.anchors", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m benchmarks.anchors", description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="overhead,libraries,mfu", help="comma-separated: overhead, libraries, mfu")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=None, help="default 256 on a GPU, 8 on a CPU")
@@ -168,7 +168,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=None, help="steps per timed chunk: 20 on a GPU, 2 on a CPU")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds: 5 on a GPU, 7 on a CPU")
     parser.add_argument("--out-dir", default="results/anchors")
-    parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]
     unknown = sorted(set(wanted) - set(MEASUREMENTS))

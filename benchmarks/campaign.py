@@ -51,7 +51,7 @@ import torch
 
 import zoo
 from benchmarks import anchors, cost, profile, sweep
-from benchmarks.common import (SEED_MODELS, ArgumentParser, device_slug, read_csv, run_command, select_models,
+from benchmarks.common import (SEED_MODELS, OneLineParser, device_slug, read_csv, run_command, select_models,
                                write_csv)
 from harness.errors import UsageError
 from harness.results import device_name
@@ -322,7 +322,7 @@ def can_start(item: Item, running: list[Running], parallel: int) -> bool:
 
 def main(argv: list[str]) -> int:
     began = time.monotonic()
-    parser = ArgumentParser(prog="python -m benchmarks.campaign", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m benchmarks.campaign", description=__doc__.split("\n")[0])
     parser.add_argument("--budget-s", type=float, default=540.0, help="wall-clock seconds for the whole campaign")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--dry-run", action="store_true", help="print the plan with its estimates and exit")

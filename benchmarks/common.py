@@ -1,15 +1,15 @@
-"""What the benchmark commands share: model selection, CSV files, the error convention of main.py."""
+"""What the benchmark commands share: model selection, CSV files, and (from harness.cli) the command-line shell
+of main.py: bad input is one line and exit 2."""
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import re
-import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import zoo
+from harness.cli import OneLineParser, run_command  # noqa: F401 — the benchmarks' shell
 from harness.errors import UsageError
 from harness.io import write_text
 
@@ -22,13 +22,6 @@ SEED_MODELS = ["lenet5", "alexnet", "vgg11", "nin_cifar", "resnet18", "resnet18_
                "efficientnetv2_s", "vit_base_patch4_32", "vit_tiny_patch4_32", "vit_lite_7_4", "mixer_b_patch4_32",
                "mixer_s_patch4_32", "resmlp_12_patch4_32", "gmlp_s_patch4_32", "gmlp_ti_patch4_32", "nfnet_f0",
                "sdpnet_s", "cct_7_3x1_32", "resnet18_sam"]
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are UsageErrors, so every command reports bad input in one line."""
-
-    def error(self, message: str):
-        raise UsageError(f"{message} (see --help)")
 
 
 def select_models(spec: str) -> list[str]:
@@ -70,21 +63,6 @@ def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[st
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buffer.getvalue())
-
-
-def run_command(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
-    """Run a benchmark command the way main.py runs training: bad input → one line on stderr, exit 2."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        return main(argv)
-    except (UsageError, zoo.ModelConfigError) as err:
-        if "--debug" in argv:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
 
 
 def dataset_geometry(dataset: str) -> tuple[int, int]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import ArgumentParser, read_csv, run_command, write_csv
+from benchmarks.common import OneLineParser, read_csv, run_command, write_csv
 from harness.config import build_config
 from harness.data import FASHION_MNIST_SYSTEM_DIR, IDX_FILES, read_idx
 from harness.errors import UsageError
@@ -285,7 +285,7 @@ def parse_depths(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="python -m benchmarks.learngene", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m benchmarks.learngene", description=__doc__.split("\n")[0])
     parser.add_argument("--depths", default="2,4,6,8,12")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tune / from-scratch epochs")
     parser.add_argument("--stage-epochs", type=int, default=1, help="epochs per incremental learngene stage")

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks import collect, profile  # noqa: E402
-from benchmarks.common import ArgumentParser, dataset_geometry, read_csv, run_command  # noqa: E402
+from benchmarks.common import OneLineParser, dataset_geometry, read_csv, run_command  # noqa: E402
 from harness.plots import save_figure  # noqa: E402
 
 
@@ -133,10 +133,9 @@ def comparison_plots(groups: dict, complexity_rows: list[dict], plots_dir: str) 
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="python -m benchmarks.plots", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m benchmarks.plots", description=__doc__.split("\n")[0])
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--plots-dir", default="plots")
-    parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     rows = read_csv(Path(args.results_dir) / "complexity.csv")
     for path in comparison_plots(collect.collect_runs(args.results_dir), rows, args.plots_dir):

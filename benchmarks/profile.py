@@ -23,7 +23,7 @@ from pathlib import Path
 
 import zoo
 from benchmarks import complexity
-from benchmarks.common import ArgumentParser, read_csv, run_command, select_models, write_csv
+from benchmarks.common import OneLineParser, read_csv, run_command, select_models, write_csv
 
 COLUMNS = ["model", "setting", "img_size", "in_chans", "num_classes", "params", "gmacs", "uncounted_ops",
            "note", "code_hash"]
@@ -117,12 +117,11 @@ def lookup(rows: list[dict], model: str, img_size: int, in_chans: int, num_class
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m benchmarks.profile", description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="all", help="names, aliases, globs, tv:NAME, timm:NAME or all")
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated of {', '.join(SETTINGS)}")
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--force", action="store_true", help="recount even where a current row exists")
-    parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = sorted(set(settings) - set(SETTINGS))

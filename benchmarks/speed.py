@@ -36,7 +36,7 @@ import torch
 
 import zoo
 from benchmarks import profile
-from benchmarks.common import ArgumentParser, device_slug, read_csv, run_command, select_models, write_csv
+from benchmarks.common import OneLineParser, device_slug, read_csv, run_command, select_models, write_csv
 from harness import fastpath
 from harness.errors import UsageError
 from harness.results import device_name
@@ -187,7 +187,7 @@ def row_key(row: dict) -> tuple[str, str, str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m benchmarks.speed", description=__doc__.split("\n")[0])
     parser.add_argument("--models", required=True, help="names, aliases, globs, tv:NAME, timm:NAME or all")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--img-size", default="native", help="a number, or native (each model's own size)")
@@ -208,7 +208,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--in-chans", type=int, default=3)
     parser.add_argument("--complexity", default=profile.DEFAULT_OUT, help="where GMACs are looked up")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     if args.img_size != "native" and not (args.img_size.isdigit() and int(args.img_size) > 0):
         raise UsageError(f"--img-size must be a positive number or native, got {args.img_size!r}")

@@ -40,7 +40,7 @@ import yaml
 
 import zoo
 from benchmarks import cost, profile
-from benchmarks.common import ArgumentParser, dataset_geometry, read_csv, run_command, select_models
+from benchmarks.common import OneLineParser, dataset_geometry, read_csv, run_command, select_models
 from harness import checkpoint
 from harness.config import CONFIG_DIR, Config, build_config, load_yaml, parse_command_line
 from harness.config import defaults as config_defaults
@@ -283,7 +283,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__.split("\n")[0],
+    parser = OneLineParser(prog="python -m benchmarks.sweep", description=__doc__.split("\n")[0],
                             epilog="other --key=value options are config overrides, as in main.py")
     parser.add_argument("--protocol", required=True, help="fmnist, seed, paper, or a path to a protocol .yaml")
     parser.add_argument("--models", required=True, help="names, aliases, globs, tv:NAME, timm:NAME or all")
@@ -298,7 +298,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--assume-tflops", type=float, default=None,
                         help="estimate unmeasured runs at this sustained TFLOP/s (default: the CPU prior)")
     parser.add_argument("--plan-only", action="store_true", help="print the plan and exit")
-    parser.add_argument("--debug", action="store_true")
     args, rest = parser.parse_known_args(argv)
     if args.budget_hours is not None and not (0 < args.budget_hours < 1e4):
         raise UsageError(f"--budget-hours must be a positive number of hours, got {args.budget_hours}")

@@ -17,7 +17,7 @@ import torch
 
 import zoo
 from benchmarks import collect, cost, profile
-from benchmarks.common import ArgumentParser, dataset_geometry, read_csv, run_command
+from benchmarks.common import OneLineParser, dataset_geometry, read_csv, run_command
 from harness.errors import UsageError
 from harness.io import write_text
 
@@ -283,12 +283,11 @@ def replace_between(text: str, markers: tuple[str, str], body: str, path: Path) 
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="python -m benchmarks.table", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m benchmarks.table", description=__doc__.split("\n")[0])
     parser.add_argument("--results-dir", default="results")
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--plots-dir", default="plots")
     parser.add_argument("--no-plots", dest="plots", action="store_false")
-    parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     readme = Path(args.readme)
     if not readme.is_file():

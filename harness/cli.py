@@ -14,7 +14,12 @@ from zoo.model_info import ModelConfigError
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse whose mistakes are a UsageError (one line, exit 2) instead of usage text."""
+    """argparse whose mistakes are a UsageError (one line, exit 2) instead of usage text; every command it
+    parses takes ``--debug``, which ``run_command`` reads."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", help="on bad input, show the traceback, not one line")
 
     def error(self, message: str):
         raise UsageError(f"{message} (see {self.prog} --help)")
@@ -27,11 +32,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 def run_command(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv
     try:
-        return body([a for a in argv if a != "--debug"])
+        return body(argv)
     except (UsageError, ModelConfigError) as err:
-        if debug:
+        if "--debug" in argv:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
