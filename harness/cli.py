@@ -11,6 +11,7 @@ from typing import Callable
 
 from harness.errors import UsageError
 from zoo.model_info import ModelConfigError
+from zoo.saved import AMP_CHOICES
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,6 +29,12 @@ class OneLineParser(argparse.ArgumentParser):
         """``--a-b`` with its ``--a_b`` spelling."""
         spellings = [name] + ([name.replace("-", "_").replace("__", "--", 1)] if "-" in name[2:] else [])
         self.add_argument(*spellings, **kwargs)
+
+    def running_options(self) -> None:
+        """Where and how a saved model runs: --device, and --amp / --channels-last ("run": as it trained)."""
+        self.option("--device", default="auto")
+        self.option("--amp", choices=("run", *AMP_CHOICES), default="run")
+        self.option("--channels-last", choices=("run", "true", "false"), default="run")
 
 
 def run_command(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:

@@ -39,7 +39,7 @@ from harness.errors import UsageError
 from harness.io import check_writable, safe_filename, write_json, write_text
 from harness.fastpath import AMP_DTYPES
 from harness.train import autocast, select_device
-from zoo.saved import AMP_CHOICES, LoadedModel, resolve_path
+from zoo.saved import LoadedModel, resolve_path
 
 
 @dataclass
@@ -125,9 +125,7 @@ def parse(argv: list[str]):
     parser.option("--split", choices=("test", "val"), default="test")
     parser.option("--data-dir")
     parser.option("--batch-size", type=int)
-    parser.option("--device", default="auto")
-    parser.option("--amp", choices=("run", *AMP_CHOICES), default="run")
-    parser.option("--channels-last", choices=("run", "true", "false"), default="run")
+    parser.running_options()
     parser.option("--output-dir")
     args = parser.parse_args(argv)
     if args.batch_size is not None and args.batch_size < 1:

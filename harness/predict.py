@@ -31,7 +31,7 @@ from harness.errors import UsageError
 from harness.evaluate import Precision
 from harness.io import check_writable, write_text
 from harness.train import select_device
-from zoo.saved import AMP_CHOICES, resolve_path
+from zoo.saved import resolve_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -85,9 +85,7 @@ def parse(argv: list[str]):
     parser.option("--top-k", type=int, default=5)
     parser.option("--output")
     parser.option("--batch-size", type=int, default=64)
-    parser.option("--device", default="auto")
-    parser.option("--amp", choices=("run", *AMP_CHOICES), default="run")
-    parser.option("--channels-last", choices=("run", "true", "false"), default="run")
+    parser.running_options()
     args = parser.parse_args(argv)
     for name in ("top_k", "batch_size"):
         if getattr(args, name) < 1:
