@@ -72,3 +72,12 @@ def dataset_geometry(dataset: str) -> tuple[int, int]:
     if dataset not in NORMALISATION:
         raise UsageError(f"unknown dataset {dataset!r}: choose one of {', '.join(sorted(NORMALISATION))}")
     return len(NORMALISATION[dataset][0]), {"cifar100": 100, "imagenet": 1000}.get(dataset, 10)
+
+
+def replace_between(text: str, markers: tuple[str, str], body: str, path: Path) -> str:
+    """``text`` (the file at ``path``) with what stands between the two marker lines replaced by ``body``."""
+    start, end = markers
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise UsageError(f"{path} lacks the markers {start} … {end}: add them where the section belongs")
+    return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text, count=1)

@@ -19,8 +19,10 @@ Every run of one seed draws the same images in its epoch e. Test accuracy is on 
 linked from Debian's dataset-fashion-mnist); the validation split that picks the best epoch is
 ``--val-fraction`` of the training set.
 
-Writes results/learngene/runs/<run-id>/ (the harness's records), results/learngene/learngene.csv (one row per run),
-results/learngene/table.md, and plots/learngene_accuracy_vs_depth.png, plots/learngene_accuracy_vs_images.png.
+Writes results/learngene/runs/<run-id>/ (the harness's records; the learngene stages' model.safetensors too, which
+the descendants are recomposed from), results/learngene/learngene.csv (one row per run), results/learngene/table.md,
+the same table into the README between its learngene-table markers, and plots/learngene_accuracy_vs_depth.png,
+plots/learngene_accuracy_vs_images.png.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import OneLineParser, read_csv, run_command, write_csv
+from benchmarks.common import OneLineParser, read_csv, replace_between, run_command, write_csv
 from harness.config import build_config
 from harness.data import FASHION_MNIST_SYSTEM_DIR, IDX_FILES, read_idx
 from harness.errors import UsageError
@@ -44,6 +46,7 @@ DATA_DIR = Path("data") / "learngene_fmnist"
 DECOMPOSED = "learngene_vit_tiny_patch4_32"
 DESCENDANT = "learngene_descendant_vit_tiny_patch4_32"
 ARMS = ("recomposed", "scratch", "scratch_plus")
+README_MARKERS = ("<!-- learngene-table:start -->", "<!-- learngene-table:end -->")
 COLUMNS = ["arm", "depth", "stage", "epochs", "train_images", "learngene_images", "total_images", "test_top1",
            "test_top1_last", "best_val_top1", "params", "wall_time_s", "process_time_s", "device_name", "run_id"]
 # The recipe every run shares (ours: AdamW with a short warm-up and cosine decay, the usual small-ViT recipe).
@@ -201,34 +204,30 @@ def by_arm(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
 
 def markdown_table(rows: list[dict[str, Any]], plan: Plan) -> str:
     table = by_arm(rows)
-    learngene_s = sum(float(r["process_time_s"]) for r in rows if r["arm"] == "learngene")
+    learngene_s = sum(float(r["wall_time_s"]) for r in rows if r["arm"] == "learngene")
     lines = [f"| depth | recomposed + {plan.epochs} ep | scratch {plan.epochs} ep | "
              f"scratch {plan.epochs + plan.learngene_epochs} ep (+ learngene's images) | "
-             "gain vs scratch | gain vs scratch, same images | run time: recomposed / scratch / scratch+ (s) |",
+             "gain vs scratch | gain vs scratch, same images | wall time: recomposed / scratch / scratch+ (s) |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
-    for depth in plan.depths:
-        cells = [table[arm].get(depth) for arm in ARMS]
-        if not all(cells):
-            continue
+    complete = [depth for depth in plan.depths if all(depth in table[arm] for arm in ARMS)]
+    for depth in complete:
+        cells = [table[arm][depth] for arm in ARMS]
         rec, scr, plus = (float(c["test_top1"]) for c in cells)
-        times = " / ".join(f"{float(c['process_time_s']):.0f}" for c in cells)
+        times = " / ".join(f"{float(c['wall_time_s']):.0f}" for c in cells)
         lines.append(f"| {depth} | {rec:.2f} | {scr:.2f} | {plus:.2f} | {rec - scr:+.2f} | {rec - plus:+.2f} | {times} |")
-    total_s = sum(float(r["process_time_s"]) for r in rows)
-    device = cpu_name() if rows and rows[0]["device_name"] == "cpu" else rows[0]["device_name"] if rows else "?"
+    total_s = sum(float(r["wall_time_s"]) for r in rows)
+    device = rows[0]["device_name"] if rows else "?"
     lines += ["", f"Test top-1 (%) on the {plan.test_images}-image balanced test subset, at the best-validation "
               f"epoch. Learngene: {plan.components} stages × {plan.stage_epochs} epoch(s) at depth "
-              f"{plan.ancestry_depth}, {learngene_s:.0f} s. All runs: {total_s:.0f} s of process time on {device}."]
+              f"{plan.ancestry_depth}, {learngene_s:.0f} s. All runs: {total_s:.0f} s of wall time on {device}."]
+    if complete:
+        # The cost of a family of depths: the learngene once plus a short fine-tune each, against training each
+        # depth from scratch on as many images.
+        recomposed_s = learngene_s + sum(float(table["recomposed"][d]["wall_time_s"]) for d in complete)
+        scratch_s = sum(float(table["scratch_plus"][d]["wall_time_s"]) for d in complete)
+        lines.append(f"Depths {', '.join(map(str, complete))} together: learngene + fine-tunes {recomposed_s:.0f} s, "
+                     f"scratch on the same images {scratch_s:.0f} s ({recomposed_s / scratch_s:.0%}).")
     return "\n".join(lines) + "\n"
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform.processor() is empty on Linux), with its core count."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return "cpu"
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return f"{names[0]} ({len(names)} logical cores)" if names else "cpu"
 
 
 def plot(rows: list[dict[str, Any]], plan: Plan) -> list[Path]:
@@ -301,6 +300,7 @@ def main(argv: list[str]) -> int:
                         "harness/distill.py); the descendants train on labels alone")
     parser.add_argument("--out", default="results/learngene")
     parser.add_argument("--plots", default="plots")
+    parser.add_argument("--readme", default="README.md", help="the table goes between its learngene-table markers")
     parser.add_argument("--checkpoint-root", default="checkpoints/learngene",
                         help="last.pt of every run (and the harness's per-run curves)")
     parser.add_argument("--report-only", action="store_true",
@@ -312,14 +312,20 @@ def main(argv: list[str]) -> int:
     plan = Plan(parse_depths(args.depths), args.epochs, args.stage_epochs, args.components, args.ancestry_depth,
                 args.basis, args.steps_per_epoch, args.batch_size, args.val_fraction, args.test_images, args.seed,
                 args.teacher, Path(args.out), Path(args.plots), Path(args.checkpoint_root))
+    readme = Path(args.readme)
+    if not readme.is_file():  # checked before the hour of training, not after
+        raise UsageError(f"{readme} does not exist: pass --readme=PATH (a file with {' … '.join(README_MARKERS)})")
+    replace_between(readme.read_text(encoding="utf-8"), README_MARKERS, "", readme)
     started = time.perf_counter()
     rows = read_csv(plan.out / "learngene.csv") if args.report_only else experiment(plan)
     if not rows:
         raise UsageError(f"--report-only found no {plan.out / 'learngene.csv'}: run the experiment first")
-    write_text(plan.out / "table.md", markdown_table(rows, plan))
+    table = markdown_table(rows, plan)
+    write_text(plan.out / "table.md", table)
+    write_text(readme, replace_between(readme.read_text(encoding="utf-8"), README_MARKERS, table.rstrip("\n"), readme))
     for path in plot(rows, plan):
         print(f"[learngene] wrote {path}")
-    print(markdown_table(rows, plan))
+    print(table)
     print(f"[learngene] this session: {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -17,7 +17,7 @@ import torch
 
 import zoo
 from benchmarks import collect, cost, profile
-from benchmarks.common import OneLineParser, dataset_geometry, read_csv, run_command
+from benchmarks.common import OneLineParser, dataset_geometry, read_csv, replace_between, run_command
 from harness.errors import UsageError
 from harness.io import write_text
 
@@ -272,14 +272,6 @@ def model_list(complexity_rows: list[dict]) -> str:
                      f"{info.min_size} | {info.paper} | {info.year} |")
     return "\n".join([f"{len(zoo.list_models())} models, generated from the registry by "
                       "`python -m benchmarks.table`.", "", *lines])
-
-
-def replace_between(text: str, markers: tuple[str, str], body: str, path: Path) -> str:
-    start, end = markers
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise UsageError(f"{path} lacks the markers {start} … {end}: add them where the section belongs")
-    return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text, count=1)
 
 
 def main(argv: list[str]) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from harness.config import Config
+from harness.config import defaults as config_defaults
 from harness.errors import UsageError
 from harness.io import remove_stale_temporaries, safe_filename, write_bytes
 from harness.results import check_run_id
@@ -328,9 +329,11 @@ def check_compatible(last: LastCheckpoint, cfg: Config, path: Path) -> None:
         raise UsageError(f"checkpoint {path} is of model {saved['model']}, not {cfg.model}: "
                          f"pass --model={saved['model']} or another checkpoint")
     current = cfg.to_dict()
-    differing = sorted(k for k in current if k not in RESUME_MAY_CHANGE and saved.get(k) != current[k])
+    # A key the checkpoint lacks was added to the harness later: the run had its default behaviour.
+    before = {**config_defaults(), **saved}
+    differing = sorted(k for k in current if k not in RESUME_MAY_CHANGE and before[k] != current[k])
     if differing:
-        detail = ", ".join(f"{k}={saved.get(k)!r} (now {current[k]!r})" for k in differing[:4])
+        detail = ", ".join(f"{k}={before[k]!r} (now {current[k]!r})" for k in differing[:4])
         raise UsageError(f"checkpoint {path} was trained with a different config: {detail}; "
                          f"resume with the same settings or start a new run")
 

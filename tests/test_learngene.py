@@ -139,6 +139,7 @@ def test_the_experiment_command_end_to_end_and_resumed(tmp_path, monkeypatch, ca
     """benchmarks.learngene at its smallest: two incremental stages, three arms at two depths, its CSV, table and
     plots; run again, it trains nothing and writes the same rows."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("# x\n<!-- learngene-table:start -->\n<!-- learngene-table:end -->\nrest\n")
     argv = ["--depths=1,2", "--epochs=1", "--stage-epochs=1", "--components=2", "--ancestry-depth=2",
             "--steps-per-epoch=1", "--batch-size=8", "--test-images=10", "--out=out", "--plots=plots",
             "--checkpoint-root=ck"]
@@ -152,7 +153,10 @@ def test_the_experiment_command_end_to_end_and_resumed(tmp_path, monkeypatch, ca
     assert (scratch_plus["epochs"], scratch_plus["total_images"]) == ("3", "24")
     assert all(list(tmp_path.glob(f"out/runs/{r['run_id']}/model.safetensors")) for r in rows[:2])
     assert (tmp_path / "plots" / "learngene_accuracy_vs_depth.png").is_file()
-    assert "| 2 |" in (tmp_path / "out" / "table.md").read_text()
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| 2 |" in table and "Depths 1, 2 together" in table
+    assert table.rstrip() in (tmp_path / "README.md").read_text()
+    assert (tmp_path / "README.md").read_text().endswith("<!-- learngene-table:end -->\nrest\n")
     capsys.readouterr()
     assert learngene_experiment.main(argv) == 0
     assert capsys.readouterr().out.count("done already") == len(rows)

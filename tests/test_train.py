@@ -126,6 +126,18 @@ def test_checkpoint_of_another_config_is_refused(tmp_path, monkeypatch, capsys):
     assert "different config" in capsys.readouterr().err
 
 
+def test_checkpoint_from_before_a_key_existed_resumes_with_its_default(tmp_path, monkeypatch):
+    """A last.pt written before the harness had a key (here: distillation's) ran with that key's default."""
+    monkeypatch.chdir(tmp_path)
+    assert run_main("--epochs=1", "--checkpoint=True") == 0
+    path = tmp_path / "checkpoints" / "resnet18_digits_s0" / "last.pt"
+    payload = torch.load(path, weights_only=True)
+    for key in ("teacher", "distill_alpha", "distill_temperature"):
+        del payload["config"][key]
+    torch.save(payload, path)
+    assert run_main("--epochs=2", "--checkpoint=True", "--resume=auto") == 0
+
+
 def test_small_input_is_raised_to_the_model_minimum(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main.main(["--model=alexnet", "--dataset=digits", "--epochs=1", "--max-steps-per-epoch=1",
