@@ -13,6 +13,7 @@ per-image overhead (memory traffic, Python, elementwise ops), which the prior's 
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,16 @@ class Throughput:
 # 2 threads, nothing else running (results/speed/cpu-*_auto_bs64_auto-layout.csv): 0.16 TFLOP/s and
 # 0.9 ms an image, typically within a factor of 2 of each model (a run adds augmentation and evaluation).
 CPU_PRIOR = Throughput(sustained_tflops=0.16, overhead_s=0.9e-3)
+
+
+def rescaled(prior: Throughput, measured: list[tuple[float, float]]) -> Throughput:
+    """``prior`` fitted to one machine by its measured (GMACs, training img/s) pairs: both terms scaled by the
+    median ratio of measured to predicted speed (one factor: a handful of runs cannot fit two). The prior
+    itself where nothing is measured."""
+    if not measured:
+        return prior
+    factor = statistics.median(rate / prior.train_images_per_s(gmacs) for gmacs, rate in measured)
+    return Throughput(prior.sustained_tflops * factor, prior.overhead_s / factor)
 
 
 def estimate_seconds(workload: Workload, train_images_per_s: float) -> float:

@@ -148,6 +148,23 @@ def run_img_size(cfg: Config) -> int:
     return cfg.img_size if cfg.img_size is not None else max(cfg.input_size, zoo.get_model_info(cfg.model).min_size)
 
 
+def prior_fitted_here(prior: cost.Throughput, results_dir: str, complexity_csv: str,
+                      num_classes: int) -> tuple[cost.Throughput, int]:
+    """``prior`` rescaled to this machine by the training speeds measured on it (benchmarks.cost.rescaled), and
+    how many measurements it rests on: a prior fitted on one CPU can be 5× off on another."""
+    measured = cost.measured_rates(results_dir)
+    known = [(model, img_size, in_chans) for model, img_size, in_chans in measured if model in zoo.list_models()]
+    profile.ensure_rows([(model, "run", img_size, in_chans, num_classes) for model, img_size, in_chans in known],
+                        complexity_csv, verbose=False)
+    rows = read_csv(complexity_csv)
+    pairs = []
+    for model, img_size, in_chans in known:
+        counted = profile.lookup(rows, model, img_size, in_chans, num_classes)
+        if counted:
+            pairs.append((float(counted["gmacs"]), measured[(model, img_size, in_chans)]))
+    return cost.rescaled(prior, pairs), len(pairs)
+
+
 def plan_runs(configs: list[tuple[str, int, Config]], complexity_csv: str, prior: cost.Throughput,
               order: str, use_measured: bool = True) -> list[PlannedRun]:
     """Every run with its estimated cost, counting GMACs that complexity.csv lacks (and keeping them there);
@@ -216,14 +233,20 @@ def deadline(seconds: float | None):
 def sweep(protocol: Protocol, models: list[str], seeds: list[int], dataset: str, overrides: dict[str, Any],
           checkpoint_root: str = "checkpoints", complexity_csv: str = profile.DEFAULT_OUT,
           debug: bool = False, order: str = "cost", budget_s: float | None = None,
-          prior: cost.Throughput = cost.CPU_PRIOR, plan_only: bool = False) -> dict[str, list]:
+          prior: cost.Throughput | None = None, plan_only: bool = False) -> dict[str, list]:
+    """``prior=None``: benchmarks.cost's CPU prior, rescaled to the speeds measured on this machine."""
     from harness.train import run  # heavy imports only once the input is known to be good
 
     outcome: dict[str, list] = {"trained": [], "skipped": [], "failed": [], "not_started": []}
     configs = [(m, s, run_config(protocol, m, s, dataset, overrides, checkpoint_root)) for m in models for s in seeds]
-    planned = plan_runs(configs, complexity_csv, prior, order)
+    basis = "stated"
+    if prior is None and configs:
+        prior, fitted_on = prior_fitted_here(cost.CPU_PRIOR, configs[0][2].results_dir, complexity_csv,
+                                             dataset_geometry(dataset)[1])
+        basis = f"the CPU prior rescaled to {fitted_on} measured here" if fitted_on else "the CPU prior"
+    planned = plan_runs(configs, complexity_csv, prior or cost.CPU_PRIOR, order)
     print(f"[sweep] plan for {protocol.name} ({dataset}); estimates from measured img/s where known, else "
-          f"{prior.sustained_tflops} TFLOP/s sustained + {prior.overhead_s * 1e3:.1f} ms/image"
+          f"{prior.sustained_tflops:.3g} TFLOP/s sustained + {prior.overhead_s * 1e3:.2g} ms/image ({basis})"
           + (f"; budget {budget_s / 3600:.2f} h" if budget_s is not None else "")
           + "\n" + format_plan(planned, budget_s), flush=True)
     if plan_only:
@@ -310,7 +333,7 @@ def main(argv: list[str]) -> int:
         if key in overrides:
             raise UsageError(f"--{key} is set by the sweep: use --models, --seeds, --protocol or --dataset")
     protocol = load_protocol(args.protocol)
-    prior = cost.CPU_PRIOR if args.assume_tflops is None else cost.Throughput(args.assume_tflops)
+    prior = None if args.assume_tflops is None else cost.Throughput(args.assume_tflops)
     budget_s = None if args.budget_hours is None else args.budget_hours * 3600
     outcome = sweep(protocol, select_models(args.models), parse_seeds(args.seeds), args.dataset or protocol.dataset,
                     overrides, args.checkpoint_root, args.complexity, args.debug, args.order, budget_s, prior,

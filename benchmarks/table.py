@@ -160,16 +160,27 @@ def accuracy_note(group, results: dict, complexity_rows: list[dict], n_models: i
                 f"by `python -m benchmarks.campaign` (batch ≥ 512, lr scaled linearly), {spent / 3600:.2f} h of "
                 "training and validation in all; `--dry-run --device=cuda` prints what the whole column takes.")
     in_chans, num_classes = dataset_geometry(group.dataset)
+    # The whole column's cost on the machine that measured most of it: the cost prior rescaled to its runs.
+    by_device: dict[str, list[tuple[float, float]]] = {}
+    for name, result in results.items():
+        counted = profile.lookup(complexity_rows, name, result.img_size, in_chans, num_classes)
+        if counted and len(result.device_names) == 1:  # every seed on one machine
+            device = next(iter(result.device_names))
+            by_device.setdefault(device, []).extend((float(counted["gmacs"]), rate)
+                                                    for rate in result.train_images_per_s if rate > 0)
+    device, measured = max(by_device.items(), key=lambda kv: (len(kv[1]), kv[0]), default=("this CPU", []))
+    prior = cost.rescaled(cost.CPU_PRIOR, measured)
     workload = cost.Workload.of_run(group.dataset, group.epochs, val_fraction=0.1)
     full = 0.0
     for name in zoo.list_models():
         info = zoo.get_model_info(name)
         counted = profile.lookup(complexity_rows, name, max(32, info.min_size), in_chans, num_classes)
         if counted:
-            full += cost.estimate_seconds(workload, cost.CPU_PRIOR.train_images_per_s(float(counted["gmacs"])))
+            full += cost.estimate_seconds(workload, prior.train_images_per_s(float(counted["gmacs"])))
+    basis = "the benchmarks/cost.py prior" + (f" rescaled to its {len(measured)} runs" if measured else "")
     return (f"{group.label}: {len(results)} of {n_models} models measured on {', '.join(devices) or 'unknown'}, "
             f"{spent / 3600:.1f} h of training and validation in all; the whole column would take about "
-            f"{full / 3600:.0f} h on this CPU at the benchmarks/cost.py prior.")
+            f"{full / 3600:.0f} h on {device} at {basis}.")
 
 
 def headline_figure(groups: dict, plots_dir: str, readme: Path) -> str | None:

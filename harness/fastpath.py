@@ -76,18 +76,34 @@ class Choice:
         return f"fast path: {self.setting.label}, the fastest of a timed trial (img/s: {rates})"
 
 
-def native_bf16_cpu(cpuinfo: str | None = None) -> bool:
-    """True where the CPU has bf16 arithmetic in hardware (x86 AMX-BF16 or AVX512-BF16, Arm BF16)."""
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The instruction-set flags /proc/cpuinfo lists (x86 "flags", Arm "Features"); empty where it is unreadable."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return False
+            return set()
     flags = set()
     for line in cpuinfo.splitlines():
         if line.lower().startswith(("flags", "features")):
             flags |= set(line.split(":", 1)[1].split())
-    return bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
+    return flags
+
+
+def native_bf16_cpu(cpuinfo: str | None = None) -> bool:
+    """True where the CPU has bf16 arithmetic in hardware (x86 AMX-BF16 or AVX512-BF16, Arm BF16)."""
+    return bool(cpu_flags(cpuinfo) & {"amx_bf16", "avx512_bf16", "bf16"})
+
+
+# The widest vector or matrix unit a CPU has, best first: what decides its speed in fp32 and whether bf16 pays.
+CPU_UNITS = [("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"), ("avx2", "AVX2"),
+             ("bf16", "BF16"), ("asimd", "NEON")]
+
+
+def cpu_unit(cpuinfo: str | None = None) -> str | None:
+    """The best of CPU_UNITS this CPU has: two CPUs of one model name (a virtual "AMD EPYC") can differ here."""
+    flags = cpu_flags(cpuinfo)
+    return next((label for flag, label in CPU_UNITS if flag in flags), None)
 
 
 def candidates(amp: str, channels_last: str, device_type: str, native_bf16: bool) -> list[Setting]:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from harness.errors import UsageError
+from harness.fastpath import cpu_unit
 from harness.io import safe_filename, write_json, write_text, write_yaml
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
@@ -73,7 +74,9 @@ def device_name(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"CPU {model} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    unit = cpu_unit()
+    return f"CPU {model} ({unit + ', ' if unit else ''}{threads} thread{'s' if threads > 1 else ''})"
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import yaml
 
 import zoo
-from benchmarks import complexity, profile, speed, sweep, table
+from benchmarks import complexity, cost, profile, speed, sweep, table
 from benchmarks.collect import collect_runs
 
 # A CNN, a ViT, a CCT, a Mixer and SdP-Net: (family, preferred model, input size). fvcore also counts norms
@@ -291,7 +291,12 @@ def test_table_aggregates_seeds_marks_missing_and_is_idempotent(fixture_results)
     assert "Test GPU 80GB, bf16, batch 256, channels_last" in benchmark
     assert "![fashion_mnist · fmnist (10 ep, paper recipe): top-1 against GMACs](plots/compare_fashion_mnist_fmnist_10ep_paper_top1_vs_gmacs.png)" in benchmark
     assert "on CPU Test Xeon (2 threads)" in benchmark and "1 of " in benchmark and "load average up to 3.5" in benchmark
-    assert "fmnist (10 ep, paper recipe): 2 of" in benchmark and "h on this CPU at the benchmarks/cost.py prior" in benchmark
+    # The whole column's cost: the prior rescaled to the 4 runs of "CPU test", over the 2 models that have GMACs.
+    prior = cost.rescaled(cost.CPU_PRIOR, [(0.0355, 100.0), (0.0355, 101.0), (0.0355, 102.0), (0.027, 100.0)])
+    work = cost.Workload.of_run("fashion_mnist", 10, 0.1)
+    hours = sum(cost.estimate_seconds(work, prior.train_images_per_s(g)) for g in (0.0355, 0.027)) / 3600
+    assert ("fmnist (10 ep, paper recipe): 2 of" in benchmark and f"would take about {hours:.0f} h on CPU test at "
+            "the benchmarks/cost.py prior rescaled to its 4 runs" in benchmark)
     assert "python -m benchmarks.sweep --protocol=fmnist --models=MODEL --seeds=0,1,2" in benchmark
     assert "| `lenet5` | 100 | 150 | 120 | 250 | bf16·CL | 2.50 |" in benchmark   # the CPU fast-path table
     assert "at 32 px, batch 64, 1 channel, on CPU Test Xeon (2 threads)" in benchmark

@@ -17,6 +17,13 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert fastpath.native_bf16_cpu("Features\t: fp asimd bf16 i8mm\n")  # Arm
 
 
+def test_the_cpu_unit_tells_apart_cpus_of_one_model_name():
+    assert fastpath.cpu_unit(XEON_AMX) == "AMX-BF16"
+    assert fastpath.cpu_unit(EPYC_ZEN3) == "AVX2"
+    assert fastpath.cpu_unit("flags\t: fpu avx2 avx512f avx512_bf16\n") == "AVX512-BF16"
+    assert fastpath.cpu_unit("") is None
+
+
 @pytest.mark.parametrize("amp, layout, device, native, expected", [
     ("auto", "auto", "cpu", True, ["fp32_nchw", "fp32_channels_last", "bf16_nchw", "bf16_channels_last"]),
     ("auto", "auto", "cpu", False, ["fp32_nchw", "fp32_channels_last"]),   # never emulated bf16

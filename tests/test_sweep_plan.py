@@ -80,3 +80,21 @@ def test_a_key_added_after_a_run_was_saved_does_not_make_it_stale():
     assert sweep.same_run(saved, {"model": "lenet5", "epochs": 10, "new_key": 0.0, "device": "cuda"}, defaults)
     assert not sweep.same_run(saved, {"model": "lenet5", "epochs": 10, "new_key": 0.5}, defaults)
     assert not sweep.same_run(saved, {"model": "lenet5", "epochs": 5, "new_key": 0.0}, defaults)
+
+
+def test_the_prior_is_rescaled_to_the_speeds_measured_on_this_machine(protocol_file, tmp_path, monkeypatch, capsys):
+    prior = cost.Throughput(sustained_tflops=1.0, overhead_s=1e-3)
+    # Two runs measured here at half and at a quarter of the prior's speed: the median factor is 3/8.
+    measured = [(0.1, 0.5 * prior.train_images_per_s(0.1)), (0.5, 0.25 * prior.train_images_per_s(0.5))]
+    fitted = cost.rescaled(prior, measured)
+    assert fitted.train_images_per_s(0.3) == pytest.approx(0.375 * prior.train_images_per_s(0.3))
+    assert cost.rescaled(prior, []) == prior
+
+    # In the sweep: lenet5's measured speed (here 10× under the prior) rescales the estimate of the others.
+    monkeypatch.setattr(cost, "measured_rates", lambda results_dir: {
+        ("lenet5", 32, 1): cost.CPU_PRIOR.train_images_per_s(0.0007) / 10})
+    assert sweep.main([protocol_file, MODELS, "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "(the CPU prior rescaled to 1 measured here)" in out
+    resnet18 = next(line for line in plan_lines(out) if line.split()[1] == "resnet18")
+    assert float(resnet18.split()[6]) == pytest.approx(cost.CPU_PRIOR.train_images_per_s(0.0355) / 10, rel=0.05)

@@ -70,13 +70,19 @@ def _standardize(weight: torch.Tensor, gain: torch.Tensor, eps: float, eps_mode:
     """(Ŵ, mean, scale, live): Ŵ = gain · (W − mean) · scale with scale = 1/√max(N·Var, eps) ("bound") or
     1/√(N·(Var + eps)) ("add"); ``live`` is 0 where the bound holds the scale constant (no gradient through Var).
 
-    The mean is accumulated in float64, so a constant row gives exactly zero; N·Var is the squared norm of the
-    centred row (two passes, no cancellation)."""
+    The mean is taken of the row shifted by its first element (the shifted-data algorithm): a constant row then
+    centres to exactly zero, and the sum sees no large common offset. N·Var is the squared norm of the centred
+    row (two passes, no cancellation). Every pass stays in the weight's dtype: a float64 accumulation would copy
+    all 46.5 M weights of NFNet-F0 to double every step, which costs more than the rest of the standardisation.
+    """
     channels_last = _is_channels_last(weight)
     rows = _rows(weight, channels_last)
     fan_in = rows.shape[1]
-    mean = (rows.sum(1, keepdim=True, dtype=torch.float64) / fan_in).to(rows.dtype)
-    centred = rows - mean
+    first = rows[:, :1]
+    centred = rows - first
+    shift_mean = centred.mean(1, keepdim=True)
+    centred.sub_(shift_mean)
+    mean = first + shift_mean
     n_var = torch.linalg.vector_norm(centred, dim=1, keepdim=True).square()
     if eps_mode == "bound":
         scale, live = torch.rsqrt(n_var.clamp(min=eps)), (n_var > eps).to(rows.dtype)
