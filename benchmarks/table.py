@@ -151,6 +151,16 @@ def fastpath_table(fastpath: collect.FastPathSet | None) -> list[str]:
     return ["", *lines]
 
 
+def models_by_device(results: dict) -> str:
+    """Which machine measured which cells: "on <device>: a, b; on <device>: c" (a model's seeds may differ)."""
+    named: dict[str, list[str]] = {}
+    for name, result in results.items():
+        for device in sorted(result.device_names) or ["an unnamed machine"]:
+            named.setdefault(device or "an unnamed machine", []).append(name)
+    return "; ".join(f"on {device}: {', '.join(names)}" for device, names in
+                     sorted(named.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+
+
 def accuracy_note(group, results: dict, complexity_rows: list[dict], n_models: int) -> str:
     """What produced a protocol column, on which hardware, how long it took and how long the whole takes."""
     devices = sorted({d for r in results.values() for d in r.device_names if d})
@@ -178,7 +188,7 @@ def accuracy_note(group, results: dict, complexity_rows: list[dict], n_models: i
         if counted:
             full += cost.estimate_seconds(workload, prior.train_images_per_s(float(counted["gmacs"])))
     basis = "the benchmarks/cost.py prior" + (f" rescaled to its {len(measured)} runs" if measured else "")
-    return (f"{group.label}: {len(results)} of {n_models} models measured on {', '.join(devices) or 'unknown'}, "
+    return (f"{group.label}: {len(results)} of {n_models} models measured, {models_by_device(results)}; "
             f"{spent / 3600:.1f} h of training and validation in all; the whole column would take about "
             f"{full / 3600:.0f} h on {device} at {basis}.")
 
