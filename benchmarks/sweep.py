@@ -19,11 +19,12 @@ GMACs at the run's input go to results/complexity.csv for the table.
 
 The sweep knows its cost before it starts (benchmarks.cost): each run's training and evaluated images
 times the model's GMACs at the run's input, at a training speed measured on this machine where one is
-(a finished run, a benchmarks.speed CSV) or else the prior stated in benchmarks/cost.py (or
---assume-tflops). It prints the plan first — cheapest first with --order=cost (the default), or in the
-order given — and --budget-hours stops it cleanly: a run that would not fit the time left is not
-started, and the run in progress when the budget runs out is interrupted; its last checkpoint is kept
-and the next sweep resumes it. --plan-only prints the plan and exits.
+(a finished run, a benchmarks.speed CSV) or else the prior stated in benchmarks/cost.py, rescaled to the
+speeds measured here (or --assume-tflops). It prints the plan first — cheapest first with --order=cost
+(the default), or in the order given — and --budget-hours stops it cleanly: a run that would not fit the
+time left is not started (a later one that fits still is), and the run in progress when the budget runs
+out is interrupted; its last checkpoint is kept and the next sweep resumes it. --plan-only prints the
+plan and exits.
 """
 from __future__ import annotations
 
@@ -259,15 +260,15 @@ def sweep(protocol: Protocol, models: list[str], seeds: list[int], dataset: str,
                 outcome["skipped"].append(item.label)
                 continue
             left = None if budget_s is None else budget_s - (time.monotonic() - started)
-            if left is not None and item.seconds > left:
-                outcome["not_started"] = [p.label for p in planned[i:] if not p.done]
+            if left is not None and item.seconds > left:  # a later, cheaper run (--order=given) may still fit
+                outcome["not_started"].append(item.label)
                 print(f"[sweep] budget: {item.label} needs ~{item.seconds / 60:.0f} min and {left / 60:.0f} min "
-                      f"remain; stopping here ({len(outcome['not_started'])} runs not started)", flush=True)
-                break
+                      "remain; not started", flush=True)
+                continue
             try:
                 train_planned(item, run, complexity_csv, outcome, protocol, debug)
             except BudgetExhausted as err:
-                outcome["not_started"] = [p.label for p in planned[i + 1:] if not p.done]
+                outcome["not_started"] += [p.label for p in planned[i + 1:] if not p.done]
                 print(f"[sweep] {err}: {item.label} stopped; it resumes from its last checkpoint next time",
                       flush=True)
                 break

@@ -98,3 +98,17 @@ def test_the_prior_is_rescaled_to_the_speeds_measured_on_this_machine(protocol_f
     assert "(the CPU prior rescaled to 1 measured here)" in out
     resnet18 = next(line for line in plan_lines(out) if line.split()[1] == "resnet18")
     assert float(resnet18.split()[6]) == pytest.approx(cost.CPU_PRIOR.train_images_per_s(0.0355) / 10, rel=0.05)
+
+
+def test_in_the_order_given_a_run_that_does_not_fit_is_passed_over_for_one_that_does(protocol_file, monkeypatch,
+                                                                                      capsys):
+    import harness.train
+
+    trained = []
+    monkeypatch.setattr(harness.train, "run", lambda cfg: trained.append(cfg.model) or {"model": cfg.model})
+    monkeypatch.setattr(sweep, "record_complexity", lambda summary, path: None)
+    monkeypatch.setattr(cost.Throughput, "train_images_per_s", lambda self, gmacs: 1e6 if gmacs < 0.01 else 1.0)
+    assert sweep.main([protocol_file, MODELS, "--order=given", f"--budget-hours={11 / 3600}"]) == 0
+    out = capsys.readouterr().out
+    assert trained == ["lenet5"]  # resnet18_cifar, first in the order given, does not fit; lenet5 after it does
+    assert "budget: resnet18_cifar seed 0 needs" in out and "1 trained, 0 skipped, 0 failed, 2 not started" in out
