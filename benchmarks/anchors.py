@@ -10,7 +10,8 @@ rewritten after every row (a run stopped midway keeps the rows it finished):
   libraries  this zoo's model against torchvision's or timm's same architecture, both timed by the same
              bare loop: training images/s and their ratio. Target: ratio ≥ 1.0. The comparison is built to
              survive a noisy shared machine: both models of a pair live in one process (same batch, input
-             size, precision, memory layout, compile setting and thread count), both are warmed up, then
+             size, precision, memory layout, compile setting, thread count and dropout: SAME_ARITHMETIC,
+             recorded in the CSV's both_built_with), both are warmed up, then
              their timed chunks of --steps steps alternate, A B, B A, A B ..., --repeats rounds; the CSV
              has each side's median images/s, and the ratio is the median of the per-round ratios (each
              round's two chunks ran back to back, under nearly the same load). The 1-minute load average
@@ -44,6 +45,10 @@ from harness.results import device_name
 LIBRARY_PAIRS = [("resnet50", "tv:resnet50"), ("vit_base_patch16_224", "timm:vit_base_patch16_224"),
                  ("efficientnet_b0", "timm:efficientnet_b0"), ("mixer_b16_224", "timm:mixer_b16_224"),
                  ("nfnet_f0", "timm:dm_nfnet_f0")]
+# Both sides of a pair do the same arithmetic: the zoo's EfficientNet and NFNet train with their papers' dropout
+# and stochastic depth by default, timm's with neither, so those pairs are timed with both off on both sides.
+SAME_ARITHMETIC = {"efficientnet_b0": {"drop_rate": 0.0, "drop_path_rate": 0.0},
+                   "nfnet_f0": {"drop_rate": 0.0, "drop_path_rate": 0.0}}
 MFU_MODELS = ["resnet50", "vit_base_patch16_224"]
 DEFAULTS = {"cuda": dict(batch_size=256, img_size=224, warmup=10, steps=20, repeats=5),
             "cpu": dict(batch_size=8, img_size=96, warmup=2, steps=2, repeats=7)}
@@ -110,13 +115,15 @@ def measure_libraries(args, device) -> Iterator[dict]:
     for ours, theirs in args.pairs:
         load_before = os.getloadavg()[0]
         try:
-            steps = [speed.training_step(name, args, device, args.img_size) for name in (ours, theirs)]
+            overrides = SAME_ARITHMETIC.get(ours, {})
+            steps = [speed.training_step(name, args, device, args.img_size, **overrides) for name in (ours, theirs)]
         except zoo.ModelConfigError as err:  # timm missing, say: the pair is reported, not guessed
             yield {"model": ours, "reference": theirs, "note": str(err).splitlines()[0]}
             continue
         mine, reference = interleaved_step_times(steps, args, device)
         del steps
         yield {"model": ours, "reference": theirs,
+               "both_built_with": " ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults",
                "zoo_train_images_per_s": round(args.batch_size / statistics.median(mine), 2),
                "reference_train_images_per_s": round(args.batch_size / statistics.median(reference), 2),
                "ratio": round(statistics.median(r / m for m, r in zip(mine, reference)), 4),

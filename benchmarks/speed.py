@@ -69,8 +69,9 @@ def median_step_time(step: Callable[[], None], device: torch.device, warmup: int
     return statistics.median(times)
 
 
-def build(name: str, args, device: torch.device, img_size: int) -> torch.nn.Module:
-    model = zoo.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans, img_size=img_size)
+def build(name: str, args, device: torch.device, img_size: int, **overrides) -> torch.nn.Module:
+    model = zoo.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans, img_size=img_size,
+                             **overrides)
     model = model.to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -102,11 +103,12 @@ def measure_training(name: str, args, device: torch.device, img_size: int) -> fl
     return median_step_time(training_step(name, args, device, img_size), device, args.warmup, args.steps, args.repeats)
 
 
-def training_step(name: str, args, device: torch.device, img_size: int) -> Callable[[], None]:
-    """One whole training step of a freshly built model on a fixed random batch (forward, loss, backward, SGD)."""
+def training_step(name: str, args, device: torch.device, img_size: int, **overrides) -> Callable[[], None]:
+    """One whole training step of a freshly built model on a fixed random batch (forward, loss, backward, SGD);
+    ``overrides`` go to the model's builder."""
     from harness.train import classification_loss
 
-    model = build(name, args, device, img_size).train()
+    model = build(name, args, device, img_size, **overrides).train()
     aux_weights = zoo.get_model_info(name).aux_loss_weights
     runner = torch.compile(model) if args.compile else model
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)

@@ -39,3 +39,17 @@ def test_peak_table(name, precision, peak):
 def test_bad_measurement_name_is_one_line(capsys):
     assert run_command(anchors.main, ["--only=speedup"]) == 2
     assert "--only takes overhead, libraries, mfu" in capsys.readouterr().err
+
+
+def test_both_sides_of_a_pair_are_built_to_do_the_same_arithmetic(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(anchors.speed, "training_step",
+                        lambda name, args, device, img_size, **overrides: built.append((name, overrides)) or (lambda: None))
+    assert run_command(anchors.main, ["--device=cpu", "--only=libraries", "--warmup=0", "--steps=1", "--repeats=1",
+                                      "--pairs=efficientnet_b0=timm:efficientnet_b0,resnet50=tv:resnet50",
+                                      f"--out-dir={tmp_path}"]) == 0
+    no_dropout = {"drop_rate": 0.0, "drop_path_rate": 0.0}  # the zoo's paper defaults; timm's are off
+    assert built == [("efficientnet_b0", no_dropout), ("timm:efficientnet_b0", no_dropout),
+                     ("resnet50", {}), ("tv:resnet50", {})]
+    effnet, resnet = rows(next(tmp_path.glob("*_libraries.csv")))
+    assert effnet["both_built_with"] == "drop_rate=0.0 drop_path_rate=0.0" and resnet["both_built_with"] == "defaults"
