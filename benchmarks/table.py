@@ -155,7 +155,7 @@ def models_by_device(results: dict) -> str:
     """Which machine measured which cells: "on <device>: a, b; on <device>: c" (a model's seeds may differ)."""
     named: dict[str, list[str]] = {}
     for name, result in results.items():
-        for device in sorted(result.device_names) or ["an unnamed machine"]:
+        for device in sorted(result.device_names) or [""]:
             named.setdefault(device or "an unnamed machine", []).append(name)
     return "; ".join(f"on {device}: {', '.join(names)}" for device, names in
                      sorted(named.items(), key=lambda kv: (-len(kv[1]), kv[0])))
@@ -163,9 +163,9 @@ def models_by_device(results: dict) -> str:
 
 def accuracy_note(group, results: dict, complexity_rows: list[dict], n_models: int) -> str:
     """What produced a protocol column, on which hardware, how long it took and how long the whole takes."""
-    devices = sorted({d for r in results.values() for d in r.device_names if d})
     spent = sum(sum(r.wall_time_s) for r in results.values())
     if group.on_gpu:
+        devices = sorted({d for r in results.values() for d in r.device_names if d})
         return (f"{group.label}: {len(results)} of {n_models} models measured on {', '.join(devices) or 'unknown'} "
                 f"by `python -m benchmarks.campaign` (batch ≥ 512, lr scaled linearly), {spent / 3600:.2f} h of "
                 "training and validation in all; `--dry-run --device=cuda` prints what the whole column takes.")
