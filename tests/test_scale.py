@@ -113,5 +113,8 @@ def test_fast_path_switches_keep_results(tmp_path, switch):
     extra = ["--compile-backend=eager"] if "compile" in switch else []
     plain, fast = _metrics(tmp_path), _metrics(tmp_path, switch, *extra)
     # three Adam steps amplify the reordered floating-point sums of NHWC kernels a little
-    for column in ("train_loss", "val_loss", "val_top1"):
+    for column in ("train_loss", "val_loss"):
         assert fast[column].tolist() == pytest.approx(plain[column].tolist(), rel=2e-3, abs=2e-3)
+    # ...enough to tip an image that sits on a decision boundary: allow one of the 144 validation images
+    one_image = 100 / 144
+    assert fast["val_top1"].tolist() == pytest.approx(plain["val_top1"].tolist(), abs=one_image + 1e-9)
