@@ -23,8 +23,9 @@ times the model's GMACs at the run's input, at a training speed measured on this
 speeds measured here (or --assume-tflops). It prints the plan first — cheapest first with --order=cost
 (the default), or in the order given — and --budget-hours stops it cleanly: a run that would not fit the
 time left is not started (a later one that fits still is), and the run in progress when the budget runs
-out is interrupted; its last checkpoint is kept and the next sweep resumes it. --plan-only prints the
-plan and exits.
+out is interrupted; its last checkpoint is kept and the next sweep resumes it, planned for the epochs that
+checkpoint lacks. Without --budget-hours a run longer than one sitting trains until it is stopped and resumes
+the same way. --plan-only prints the plan and exits.
 """
 from __future__ import annotations
 
@@ -137,7 +138,8 @@ class PlannedRun:
     images_per_s: float | None
     rate_source: str            # measured | prior | unknown
     done: bool
-    seconds: float              # estimated; 0 when done already
+    seconds: float              # estimated, for the epochs still to train; 0 when done already
+    epochs_done: int = 0        # held by an interrupted run's last checkpoint
 
     @property
     def label(self) -> str:
@@ -166,6 +168,18 @@ def prior_fitted_here(prior: cost.Throughput, results_dir: str, complexity_csv: 
     return cost.rescaled(prior, pairs), len(pairs)
 
 
+def epochs_checkpointed(cfg: Config) -> int:
+    """The epochs an interrupted run's last.pt holds (0 without one), so that its plan counts only the rest.
+    A damaged checkpoint counts as none here; the run itself then says what is wrong with it."""
+    last = checkpoint.checkpoint_folder(cfg) / checkpoint.LAST
+    if not last.is_file():
+        return 0
+    try:
+        return min(int(checkpoint.load_last(last).state.get("epoch", 0)), cfg.epochs)
+    except (UsageError, TypeError, ValueError):
+        return 0
+
+
 def plan_runs(configs: list[tuple[str, int, Config]], complexity_csv: str, prior: cost.Throughput,
               order: str, use_measured: bool = True) -> list[PlannedRun]:
     """Every run with its estimated cost, counting GMACs that complexity.csv lacks (and keeping them there);
@@ -185,10 +199,11 @@ def plan_runs(configs: list[tuple[str, int, Config]], complexity_csv: str, prior
         if rate is None:
             rate, source = (prior.train_images_per_s(gmacs), "prior") if gmacs is not None else (None, "unknown")
         done = finished_run(cfg) is not None
-        workload = cost.Workload.of_run(cfg.dataset, cfg.epochs, cfg.val_fraction, cfg.ema_decay > 0, cfg.sam,
-                                        cfg.synthetic_images)
+        epochs_done = 0 if done else epochs_checkpointed(cfg)
+        workload = cost.Workload.of_run(cfg.dataset, cfg.epochs - epochs_done, cfg.val_fraction,
+                                        cfg.ema_decay > 0, cfg.sam, cfg.synthetic_images)
         seconds = 0.0 if done else cost.estimate_seconds(workload, rate) if rate else float("inf")
-        planned.append(PlannedRun(model, seed, cfg, img_size, gmacs, rate, source, done, seconds))
+        planned.append(PlannedRun(model, seed, cfg, img_size, gmacs, rate, source, done, seconds, epochs_done))
     if order == "cost":
         planned.sort(key=lambda p: (p.seconds, p.model, p.seed))
     return planned
@@ -201,6 +216,8 @@ def format_plan(planned: list[PlannedRun], budget_s: float | None) -> str:
         total += p.seconds
         over = budget_s is not None and total > budget_s and not p.done
         state = "done" if p.done else "over budget" if over else ""
+        if p.epochs_done:
+            state = f"resumes after epoch {p.epochs_done}/{p.cfg.epochs}" + (f", {state}" if state else "")
         gmacs = f"{p.gmacs:.4f}" if p.gmacs is not None else "?"
         rate = f"{p.images_per_s:.0f}" if p.images_per_s else "?"
         lines.append(f"{i:>3} {p.label:36} {p.img_size:>4} {gmacs:>8} {rate:>8} {p.rate_source:8} "

@@ -112,3 +112,22 @@ def test_in_the_order_given_a_run_that_does_not_fit_is_passed_over_for_one_that_
     out = capsys.readouterr().out
     assert trained == ["lenet5"]  # resnet18_cifar, first in the order given, does not fit; lenet5 after it does
     assert "budget: resnet18_cifar seed 0 needs" in out and "1 trained, 0 skipped, 0 failed, 2 not started" in out
+
+
+def test_an_interrupted_run_is_planned_for_the_epochs_its_checkpoint_lacks(protocol_file, tmp_path, monkeypatch,
+                                                                          capsys):
+    from types import SimpleNamespace
+
+    from harness import checkpoint
+
+    folder = tmp_path / "checkpoints" / "sweep_p" / "lenet5_digits_s0"
+    folder.mkdir(parents=True)
+    (folder / checkpoint.LAST).write_bytes(b"stands in for a last.pt")
+    monkeypatch.setattr(checkpoint, "load_last", lambda path: SimpleNamespace(state={"epoch": 3}))
+    monkeypatch.setattr(cost.Throughput, "train_images_per_s", lambda self, gmacs: 10.0)
+    assert sweep.main([protocol_file, "--models=lenet5,resnet18", "--plan-only", "--epochs=4"]) == 0
+    lines = {line.split()[1]: line for line in plan_lines(capsys.readouterr().out)}
+    assert "resumes after epoch 3/4" in lines["lenet5"] and "resumes" not in lines["resnet18"]
+    one_epoch = cost.estimate_seconds(cost.Workload.of_run("digits", 1, 0.1), 10.0)
+    assert float(lines["lenet5"].split()[8]) == pytest.approx(one_epoch / 60, abs=0.05)
+    assert float(lines["resnet18"].split()[8]) > 2 * float(lines["lenet5"].split()[8])
