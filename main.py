@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import sys
-import threading
 
 import zoo
 from harness.config import build_config, help_text, parse_command_line
-from harness.errors import TrainingDiverged, UsageError
+from harness.errors import Terminated, TrainingDiverged, UsageError, sigterm_interrupts
 
 
 def list_models_table(pattern: str = "*") -> str:
@@ -37,14 +35,6 @@ def list_models_table(pattern: str = "*") -> str:
         lines.append(f"{name:32} {info.family:12} {','.join(info.aliases):24} {info.native_size:>6} "
                      f"{info.min_size:>4}  {info.paper} ({info.year})")
     return "\n".join(lines)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the run is, so that it ends as an interrupted run (status, resume command)."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
 
 
 def resume_command(argv: list[str]) -> str:
@@ -81,20 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     cfg = None
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_handler = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        keys, flags = parse_command_line(argv)
-        if flags["help"]:
-            print_output(f"{__doc__.strip()}\n\nConfig keys (--key=default  what it does [domain]):{help_text()}")
+        with sigterm_interrupts():
+            keys, flags = parse_command_line(argv)
+            if flags["help"]:
+                print_output(f"{__doc__.strip()}\n\nConfig keys (--key=default  what it does [domain]):{help_text()}")
+                return 0
+            if flags["list_models"]:
+                print_output(list_models_table(flags["list_models"]))
+                return 0
+            cfg = build_config(keys, flags["config"])
+            from harness.train import run  # the heavy imports wait until the input is known to be good
+            run(cfg)
             return 0
-        if flags["list_models"]:
-            print_output(list_models_table(flags["list_models"]))
-            return 0
-        cfg = build_config(keys, flags["config"])
-        from harness.train import run  # the heavy imports wait until the input is known to be good
-        run(cfg)
-        return 0
     except (UsageError, zoo.ModelConfigError) as err:
         if debug:
             raise
@@ -108,9 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         print(interrupted_message(argv, cfg), file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ speeds measured here (or --assume-tflops). It prints the plan first — cheapest
 time left is not started (a later one that fits still is), and the run in progress when the budget runs
 out is interrupted; its last checkpoint is kept and the next sweep resumes it, planned for the epochs that
 checkpoint lacks. Without --budget-hours a run longer than one sitting trains until it is stopped and resumes
-the same way. --plan-only prints the plan and exits.
+the same way. Ctrl-C or SIGTERM (``kill``: a ``nohup ... &`` job ignores Ctrl-C) ends the sweep the same way,
+exit code 130 or 143. --plan-only prints the plan and exits.
 """
 from __future__ import annotations
 
@@ -289,6 +290,10 @@ def sweep(protocol: Protocol, models: list[str], seeds: list[int], dataset: str,
                 print(f"[sweep] {err}: {item.label} stopped; it resumes from its last checkpoint next time",
                       flush=True)
                 break
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run's summary says "interrupted"
+                print(f"[sweep] interrupted: {item.label} resumes from its last checkpoint when the sweep runs "
+                      "again", file=sys.stderr, flush=True)
+                raise
     return outcome
 
 

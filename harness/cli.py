@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Callable
 
-from harness.errors import UsageError
+from harness.errors import Terminated, UsageError, sigterm_interrupts
 from zoo.model_info import ModelConfigError
 from zoo.saved import AMP_CHOICES
 
@@ -40,12 +40,13 @@ class OneLineParser(argparse.ArgumentParser):
 def run_command(body: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        return body(argv)
+        with sigterm_interrupts():
+            return body(argv)
     except (UsageError, ModelConfigError) as err:
         if "--debug" in argv:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(err, Terminated) else 130

@@ -539,7 +539,7 @@ def run(cfg: Config) -> dict[str, Any]:
             try:
                 fit(session)
                 return finish(session, started)
-            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (main.py turns it into a KeyboardInterrupt)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (harness.errors.Terminated)
                 write_status(session, "interrupted", f"stopped after epoch {session.state.epoch}")
                 raise
             except TrainingDiverged:

@@ -178,32 +178,55 @@ def test_nan_validation_loss_is_divergence(tmp_path, monkeypatch, capsys):
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
 
 
-def test_sigterm_leaves_an_interrupted_run_and_prints_the_resume_command(tmp_path):
-    """While it trains the run folder says "running"; SIGTERM makes it "interrupted" (exit 143) and stderr gives
-    the exact command that resumes it. Files are written 0644 under the usual umask."""
-    fresh = [a for a in TINY if not a.startswith("--max-steps")] + ["--epochs=100000", "--max-steps-per-epoch=1",
-                                                                     "--checkpoint=True"]
+def terminated_after_its_first_epoch(command: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
+    """Start ``command``, send SIGTERM once a run has printed its first epoch (its summary then says "running");
+    the ended process and its stderr."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("HARNESS_KILL_AT", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *fresh], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.umask(0o022))
+    proc = subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: os.umask(0o022))
     try:
         for line in proc.stdout:
             if line.startswith("epoch 1/"):
                 break
-        [run] = run_dirs(tmp_path / "results")
+        [run] = run_dirs(cwd / "results")
         assert json.loads((run / "summary.json").read_text())["status"] == "running"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=300)
     finally:
         proc.kill()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_completed"] >= 1
+    return proc, err
+
+
+def test_sigterm_leaves_an_interrupted_run_and_prints_the_resume_command(tmp_path):
+    """SIGTERM makes a running run "interrupted" (exit 143) and stderr gives the exact command that resumes it.
+    Files are written 0644 under the usual umask."""
+    fresh = [a for a in TINY if not a.startswith("--max-steps")] + ["--epochs=100000", "--max-steps-per-epoch=1",
+                                                                     "--checkpoint=True"]
+    proc, err = terminated_after_its_first_epoch([sys.executable, str(ROOT / "main.py"), *fresh], tmp_path)
     assert proc.returncode == 143, err
     resume = shlex.join(["python", "main.py", *fresh, "--resume=auto"])
     assert err.strip().splitlines() == [f"interrupted; resume with: {resume}"]
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["epochs_completed"] >= 1
+    [run] = run_dirs(tmp_path / "results")
     for path in [*run.iterdir(), *(tmp_path / "checkpoints" / f"{MODEL}_digits_s0").glob("*.pt")]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path):
+    """A sweep ended by SIGTERM (what `kill` sends; a `nohup ... &` job ignores Ctrl-C) leaves its run
+    "interrupted" with its checkpoint, says that it resumes, and exits 143."""
+    protocol = {"dataset": "digits", "config": {"epochs": 100000, "recipe": "seed", "batch_size": 16, "img_size": 12,
+                                                "max_steps_per_epoch": 1, "device": "cpu", "deterministic": True}}
+    (tmp_path / "tiny.yaml").write_text(json.dumps(protocol))
+    proc, err = terminated_after_its_first_epoch(
+        [sys.executable, "-m", "benchmarks.sweep", "--protocol=tiny.yaml", f"--models={MODEL}",
+         f"--complexity={tmp_path / 'complexity.csv'}"], tmp_path)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == [f"[sweep] interrupted: {MODEL} seed 0 resumes from its last checkpoint "
+                                        "when the sweep runs again", "interrupted"]
+    assert (tmp_path / "checkpoints" / "sweep_tiny" / f"{MODEL}_digits_s0" / "last.pt").is_file()
 
 
 @pytest.mark.parametrize("flag", ["--list-models", "--help"])
