@@ -53,8 +53,8 @@ from harness.results import completed_runs
 PROTOCOL_DIR = CONFIG_DIR / "protocols"
 PROTOCOL_KEYS = {"description", "dataset", "img_size", "config"}
 # Keys that do not change what a run measures (where and how fast it runs, what it writes).
-NOT_IDENTITY = {"resume", "device", "workers", "checkpoint", "checkpoint_dir", "model_save", "results_dir",
-                "plots_dir", "data_dir", "download", "amp", "channels_last", "compile", "compile_backend"}
+NOT_IDENTITY = {"resume", "device", "workers", "checkpoint", "checkpoint_minutes", "checkpoint_dir", "model_save",
+                "results_dir", "plots_dir", "data_dir", "download", "amp", "channels_last", "compile", "compile_backend"}
 
 
 @dataclasses.dataclass

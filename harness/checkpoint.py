@@ -34,8 +34,10 @@ from harness.results import check_run_id
 
 FORMAT_VERSION = 1
 # Keys a resumed run may change without breaking exact continuation of the interrupted one.
-RESUME_MAY_CHANGE = {"epochs", "resume", "device", "workers", "checkpoint", "checkpoint_dir", "model_save",
-                     "results_dir", "plots_dir", "data_dir", "download"}
+RESUME_MAY_CHANGE = {"epochs", "resume", "device", "workers", "checkpoint", "checkpoint_minutes", "checkpoint_dir",
+                     "model_save", "results_dir", "plots_dir", "data_dir", "download"}
+# What harness.train.save_mid_epoch records of the epoch in progress (TrainState.epoch_progress).
+EPOCH_PROGRESS = {"steps", "loss_sum", "correct", "seen", "time_s"}
 
 
 def checkpoint_folder(cfg: Config) -> Path:
@@ -251,8 +253,13 @@ def _state_mismatch(template: dict, state: dict) -> str | None:
     if unknown or missing:
         return f"state {'has unknown ' + str(sorted(unknown)) if unknown else 'lacks ' + str(sorted(missing))}"
     for name in state:
-        if name not in ("history", "fast_path") and (m := mismatch(template[name], state[name], f"state.{name}")):
+        if name not in ("history", "fast_path", "epoch_progress") and (
+                m := mismatch(template[name], state[name], f"state.{name}")):
             return m
+    progress = state.get("epoch_progress", {})
+    if progress and (not isinstance(progress, dict) or progress.keys() != EPOCH_PROGRESS
+                     or any(mismatch(0.0, v, "") or v < 0 for v in progress.values()) or progress["steps"] < 1):
+        return f"state.epoch_progress is not an epoch's progress ({', '.join(sorted(EPOCH_PROGRESS))})"
     epoch, history = state["epoch"], state["history"]
     if min(epoch, state["step"], state["best_epoch"]) < 0 or state["best_epoch"] > epoch:
         return f"state counts are inconsistent (epoch {epoch}, step {state['step']}, best {state['best_epoch']})"
@@ -351,6 +358,10 @@ def resolve_resume(cfg: Config, folder: Path) -> Path | None:
     return Path(cfg.resume)
 
 
+def _mid_epoch(last: LastCheckpoint) -> bool:
+    return bool(last.state.get("epoch_progress"))
+
+
 def best_weights_on_resume(last: LastCheckpoint, folder: Path, weights: dict[str, torch.Tensor]
                            ) -> dict[str, torch.Tensor] | None:
     """The weights of the best epoch so far of a resumed run (None before its first epoch), checked against
@@ -358,7 +369,7 @@ def best_weights_on_resume(last: LastCheckpoint, folder: Path, weights: dict[str
     epoch, best_epoch = last.state["epoch"], last.state["best_epoch"]
     if epoch == 0:
         return None
-    if best_epoch == epoch:
+    if best_epoch == epoch and not _mid_epoch(last):  # a mid-epoch last.pt holds weights past the best epoch
         return last.selected_weights
     path = folder / BEST
     best = load_best(path) if path.is_file() else None
@@ -375,7 +386,7 @@ def best_weights_on_resume(last: LastCheckpoint, folder: Path, weights: dict[str
 def owed_best(last: LastCheckpoint, folder: Path) -> BestCheckpoint | None:
     """The best.pt that a run killed between writing last.pt and best.pt for an improved epoch still owes."""
     epoch, path = last.state["epoch"], folder / BEST
-    if epoch == 0 or last.state["best_epoch"] != epoch:
+    if epoch == 0 or last.state["best_epoch"] != epoch or _mid_epoch(last):  # mid-epoch: its best.pt came first
         return None
     if path.is_file() and load_best(path).epoch == epoch:
         return None

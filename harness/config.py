@@ -179,6 +179,9 @@ class Config:
     compile_backend: str = key("inductor", "a torch.compile backend name", pattern=r"[a-z_]{1,32}")
     sync_bn: bool = key(False, "under torchrun: BatchNorm statistics synchronised across processes")
     checkpoint: bool = key(False, "write <checkpoint_dir>/<model>_<dataset>_s<seed>/{last,best}.pt every epoch")
+    checkpoint_minutes: float = key(10.0, "with --checkpoint, last.pt is also written mid-epoch once this many "
+                                    "minutes passed since its last write (0: at epoch ends only; one process only)",
+                                    ge=0, le=1e6)
     checkpoint_dir: str = key("checkpoints", "folder of the checkpoint folders", path=True)
     resume: str = key("", "\"\" | auto | path to a last.pt")
     model_save: bool = key(False, "export final weights as safetensors beside the run's config")

@@ -336,7 +336,10 @@ class BatchStream:
         size = self._shard()[1]
         return size // self.batch_size if self.train else -(-size // self.batch_size)
 
-    def epoch(self, epoch: int):
+    def epoch(self, epoch: int, start_step: int = 0):
+        """The epoch's batches from batch ``start_step`` on. The ones before are cut and their crops and flips
+        drawn, then dropped, so that the epoch's generator is where it was: a run resumed mid-epoch sees the
+        batches it would have seen (the recipe's ``augment`` draws from the global RNG; its checkpoint has that)."""
         device = self.split.images.device
         gen = epoch_generator(self.seed, epoch, device)
         n = len(self.split)
@@ -345,13 +348,19 @@ class BatchStream:
         order = order[start:start + size]
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
+            if i < start_step:
+                self.crop_and_flip(self.split.images[index], gen)
+                continue
             yield self.prepare(self.split.images[index], gen), self.split.labels[index]
+
+    def crop_and_flip(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The training augmentations drawn from the epoch's generator."""
+        images = random_crop(images, self.crop_padding, gen)
+        return random_hflip(images, gen) if self.hflip else images
 
     def prepare(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if self.train:
-            images = random_crop(images, self.crop_padding, gen)
-            if self.hflip:
-                images = random_hflip(images, gen)
+            images = self.crop_and_flip(images, gen)
             if self.augment is not None:
                 images = self.augment(images)
         x = images.float()

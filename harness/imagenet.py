@@ -147,10 +147,11 @@ class EpochSampler(Sampler):
 
     def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1):
         self.n, self.seed, self.shuffle, self.rank, self.world_size = n, seed, shuffle, rank, world_size
-        self.epoch = 0
+        self.epoch, self.skip = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The next pass yields ``epoch``'s indices from the ``skip``-th on (len stays the whole epoch's)."""
+        self.epoch, self.skip = epoch, skip
 
     def _indices(self) -> list[int]:
         if self.shuffle:
@@ -161,7 +162,7 @@ class EpochSampler(Sampler):
         return list(range(self.rank * per_rank, min(self.n, (self.rank + 1) * per_rank)))
 
     def __iter__(self):
-        return iter([(i, self.epoch) for i in self._indices()])
+        return iter([(i, self.epoch) for i in self._indices()[self.skip:]])
 
     def __len__(self) -> int:
         return len(self._indices())
@@ -209,8 +210,10 @@ class FolderStream:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def epoch(self, epoch: int):
-        self.sampler.set_epoch(epoch)
+    def epoch(self, epoch: int, start_step: int = 0):
+        """The epoch's batches from batch ``start_step`` on (each image's augmentation depends only on the seed,
+        the epoch and the image, so skipped batches need no drawing)."""
+        self.sampler.set_epoch(epoch, start_step * self.loader.batch_size)
         for batch in self.loader:
             if self.gpu_decode:
                 blobs, labels, keys = batch

@@ -57,6 +57,9 @@ class TrainState:
     best_epoch: int = 0
     best_val_top1: float = -1.0
     elapsed_s: float = 0.0               # training and validation time over all sessions of the run
+    # Set while last.pt holds a mid-epoch state (see save_mid_epoch): the epoch's steps so far, the sums of
+    # their training metrics and their seconds; empty at every epoch's end.
+    epoch_progress: dict[str, float] = field(default_factory=dict)
     fast_path: dict[str, Any] = field(default_factory=dict)  # the first session's choice, kept on resume
 
 
@@ -225,6 +228,11 @@ class Session:
     def writes_checkpoints(self) -> bool:
         return self.cfg.checkpoint and self.ranks.is_main
 
+    @property
+    def writes_mid_epoch(self) -> bool:
+        """One process only: the ranks of a data-parallel run would each stop at a step of their own."""
+        return self.writes_checkpoints and self.cfg.checkpoint_minutes > 0 and self.ranks.world_size == 1
+
     def say(self, message: str) -> None:
         if self.ranks.is_main:
             print(message, flush=True)
@@ -233,13 +241,16 @@ class Session:
 def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
     model, device, state = s.train_model, s.device, s.state
     model.train()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen, first_bad_step = 0, torch.full((), -1, device=device, dtype=torch.long)
-    bar = tqdm(total=s.steps_per_epoch, desc=f"epoch {epoch + 1}/{s.cfg.epochs}", leave=False,
+    carried = state.epoch_progress  # what a mid-epoch last.pt had done of this epoch ({} when starting it)
+    first_step = int(carried.get("steps", 0))
+    loss_sum = torch.full((), carried.get("loss_sum", 0.0), device=device)
+    correct = torch.full((), int(carried.get("correct", 0)), device=device, dtype=torch.long)
+    seen, first_bad_step = int(carried.get("seen", 0)), torch.full((), -1, device=device, dtype=torch.long)
+    bar = tqdm(total=s.steps_per_epoch, initial=first_step, desc=f"epoch {epoch + 1}/{s.cfg.epochs}", leave=False,
                disable=not (sys.stderr.isatty() and s.ranks.is_main))
-    start = time.perf_counter()
-    for i, (x, y) in enumerate(s.data.train.epoch(epoch)):
+    start = written = time.perf_counter()
+    earlier_s = carried.get("time_s", 0.0)  # this epoch's training seconds before this session (minus writes)
+    for i, (x, y) in enumerate(s.data.train.epoch(epoch, first_step), first_step):
         if i == s.steps_per_epoch:
             break
         loss, logits = train_step(model, x, y, s.optimizer, s.scaler, s.amp_dtype, s.cfg, s.info.aux_loss_weights,
@@ -256,18 +267,30 @@ def train_one_epoch(s: Session, epoch: int) -> dict[str, float]:
         seen += len(y)
         if bar.disable is False and i % 10 == 0:
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}",
-                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+                            img_s=f"{seen / (earlier_s + time.perf_counter() - start):.0f}")
         bar.update()
+        if (s.writes_mid_epoch and i + 1 < s.steps_per_epoch  # the epoch's end writes its own
+                and time.perf_counter() - written >= 60 * s.cfg.checkpoint_minutes):
+            raise_if_diverged(first_bad_step.item(), epoch)  # last.pt keeps only finite states
+            writing = time.perf_counter()
+            save_mid_epoch(s, {"steps": i + 1, "loss_sum": loss_sum.item(), "correct": correct.item(), "seen": seen,
+                               "time_s": earlier_s + writing - start})
+            written = time.perf_counter()
+            start += written - writing  # the write's seconds are not training time
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
+    elapsed = earlier_s + time.perf_counter() - start
     loss_total, correct_total, seen_total = summed_over_ranks(s.ranks, device, loss_sum, correct, seen)
-    if s.ranks.max_(first_bad_step).item() >= 0:
-        raise TrainingDiverged(f"loss became NaN or infinite at step {first_bad_step.item()} (epoch {epoch + 1})")
+    raise_if_diverged(s.ranks.max_(first_bad_step).item(), epoch)
     seen_total = max(seen_total, 1)
     return {"train_loss": loss_total / seen_total, "train_top1": 100.0 * correct_total / seen_total,
             "lr": s.optimizer.param_groups[0]["lr"], "epoch_time_s": elapsed, "images_per_s": seen_total / elapsed}
+
+
+def raise_if_diverged(first_bad_step: int, epoch: int) -> None:
+    if first_bad_step >= 0:
+        raise TrainingDiverged(f"loss became NaN or infinite at step {first_bad_step} (epoch {epoch + 1})")
 
 
 @torch.no_grad()
@@ -363,6 +386,10 @@ def restore(s: Session, last: checkpoint.LastCheckpoint, path: Path) -> None:
     if ema is not None:
         ema.load_state_dict(last.ema)
     s.state = TrainState(**last.state)
+    if s.state.epoch_progress.get("steps", 0) >= s.steps_per_epoch:
+        raise UsageError(f"checkpoint {path} stopped at step {s.state.epoch_progress['steps']} of an epoch, but "
+                         f"this run's epochs have {s.steps_per_epoch} steps: resume with the batch size, dataset "
+                         f"and number of processes it was trained with")
     checkpoint.restore_rng(last.rng)
     s.best_weights = checkpoint.best_weights_on_resume(last, path.parent, s.model.state_dict())
     s.owed_best = checkpoint.owed_best(last, path.parent)
@@ -399,7 +426,9 @@ def open_outputs(s: Session) -> None:
             remove_stale_temporaries(s.record.folder)
             s.record.write_metrics(s.state.history)
     if s.resumed_from is not None:
-        s.say(f"resumed from {s.resumed_from} after epoch {s.state.epoch}")
+        steps = s.state.epoch_progress.get("steps")
+        within = f" and {steps} of the {s.steps_per_epoch} steps of epoch {s.state.epoch + 1}" if steps else ""
+        s.say(f"resumed from {s.resumed_from} after epoch {s.state.epoch}{within}")
     n_params = sum(p.numel() for p in s.model.parameters())
     n_train, n_val, n_test = s.data.sizes
     s.say(f"{s.info.name}: {n_params / 1e6:.2f}M params, {s.img_size}px, {s.cfg.dataset} ({n_train} train / "
@@ -414,6 +443,13 @@ def save_last(s: Session) -> None:
         scaler=s.scaler.state_dict(), state=asdict(s.state), rng=checkpoint.capture_rng(),
         config=s.cfg.to_dict(), run_id=s.record.run_id, ema=ema.state_dict() if ema is not None else None,
         model_spec=export.checkpoint_spec(s, "last")))
+
+
+def save_mid_epoch(s: Session, progress: dict[str, float]) -> None:
+    """last.pt between two steps of an epoch, so that a long epoch killed near its end is not lost; best.pt
+    (written at the end of its epoch, before this) stays as it is."""
+    s.state.epoch_progress = progress
+    save_last(s)
 
 
 def save_checkpoints(s: Session, improved: bool) -> None:
@@ -444,6 +480,7 @@ def record_divergence(s: Session, err: TrainingDiverged) -> TrainingDiverged:
 def fit(s: Session) -> None:
     for epoch in range(s.state.epoch, s.cfg.epochs):
         epoch_start = time.perf_counter()
+        earlier_s = s.state.epoch_progress.get("time_s", 0.0)  # seconds a mid-epoch last.pt had spent on it
         try:
             train_metrics = train_one_epoch(s, epoch)
         except TrainingDiverged as err:
@@ -460,8 +497,8 @@ def fit(s: Session) -> None:
             ema_note = f" (EMA {val_ema['top1']:.2f}%)"
         if not all(math.isfinite(row[k]) for k in ("val_loss", "val_loss_ema") if k in row):
             raise record_divergence(s, TrainingDiverged(f"validation loss became NaN or infinite (epoch {epoch + 1})"))
-        s.state.epoch = epoch + 1
-        s.state.elapsed_s += time.perf_counter() - epoch_start
+        s.state.epoch, s.state.epoch_progress = epoch + 1, {}
+        s.state.elapsed_s += earlier_s + time.perf_counter() - epoch_start
         s.state.history.append(row)
         score = row["val_top1_ema"] if s.selected is not s.model else val["top1"]
         improved = score > s.state.best_val_top1

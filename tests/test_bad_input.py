@@ -163,6 +163,8 @@ CASES = [
     (TINY + ["--resume={fx}/ckpt/best_after_last.pt"], "state counts are inconsistent"),
     (TINY + ["--resume={fx}/ckpt/short_history.pt"], "state.history does not hold one row per epoch"),
     (TINY + ["--resume={fx}/ckpt/nan_history.pt"], "is not a finite number"),
+    (TINY + ["--resume={fx}/ckpt/nan_progress.pt"], "state.epoch_progress is not an epoch's progress"),
+    (TINY + ["--resume={fx}/ckpt/progress_past_its_epoch.pt"], "stopped at step 1000000 of an epoch, but this run's"),
     (TINY + ["--resume={fx}/ckpt/rng_torn.pt"], "rng"),
     (TINY + ["--resume={fx}/ckpt/scheduler_hijack.pt"], "scheduler has unknown entries ['optimizer']"),
     (TINY + ["--resume={fx}/ckpt/escaping_run_id.pt"], "which is not a run id"),
@@ -335,6 +337,9 @@ def forged_checkpoints(fx):
     forge("best_after_last.pt", lambda p: p["state"].update(best_epoch=5))
     forge("short_history.pt", lambda p: p["state"].update(history=[]))
     forge("nan_history.pt", lambda p: p["state"]["history"][0].update(val_loss=float("nan")))
+    progress = {"steps": 1, "loss_sum": 2.0, "correct": 1, "seen": 16, "time_s": 0.1}  # as written mid-epoch
+    forge("nan_progress.pt", lambda p: p["state"].update(epoch_progress={**progress, "loss_sum": float("nan")}))
+    forge("progress_past_its_epoch.pt", lambda p: p["state"].update(epoch_progress={**progress, "steps": 10**6}))
     forge("rng_torn.pt", lambda p: p["rng"].update(torch=torch.zeros(3, dtype=torch.uint8)))
     forge("scheduler_hijack.pt", lambda p: p["scheduler"].update(optimizer={"param_groups": []}))
     forge("escaping_run_id.pt", lambda p: p.update(run_id="../../../escape"))

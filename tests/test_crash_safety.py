@@ -220,6 +220,32 @@ def test_killed_run_with_ema_mixup_and_randaugment_resumes_exactly(server, tmp_p
     assert_same(final_state(tmp_path / "killed"), reference)
 
 
+# last.pt after every step too: its writes are then #1 epoch 0, #2 step 1, #3 epoch 1, #4 step 3 (epoch 2's first)...
+EVERY_STEP = ["--checkpoint-minutes=1e-9"]
+# Where to kill, and what a resumed session then says it continues from.
+MID_EPOCH_POINTS = {"step:4": "after epoch 1 and 1 of the 2 steps of epoch 2",
+                    "write:last.pt:4": "after epoch 1\n",  # the mid-epoch write was cut: epoch 1's last.pt holds
+                    "step:2+step:4": "after epoch 0 and 1 of the 2 steps of epoch 1"}
+
+
+@pytest.mark.parametrize("points", MID_EPOCH_POINTS)
+def test_killed_run_resumes_exactly_from_a_mid_epoch_checkpoint(server, reference, tmp_path, points):
+    """Writing last.pt between steps changes nothing in the result, and a run resumed from it (the second step
+    of an epoch is left to do) ends exactly as the run that was never interrupted."""
+    kill_and_resume(server, tmp_path, points.split("+"), ARGV + EVERY_STEP)
+    assert MID_EPOCH_POINTS[points] in server.log(tmp_path)
+    assert_same(final_state(tmp_path), reference)
+
+
+def test_mid_epoch_resume_with_ema_mixup_and_randaugment_is_exact(server, tmp_path):
+    """The recipe tools draw from the global RNG and the EMA keeps state of its own: both come back mid-epoch."""
+    argv = ARGV + RECIPE_TOOLS
+    reference = uninterrupted(server, tmp_path / "reference", argv, best_epoch=None)
+    (tmp_path / "killed").mkdir()
+    kill_and_resume(server, tmp_path / "killed", ["step:4", "step:2"], argv + EVERY_STEP)
+    assert_same(final_state(tmp_path / "killed"), reference)
+
+
 def test_killed_while_writing_the_first_checkpoint(server, reference, tmp_path):
     """Killed before any checkpoint exists: nothing to resume, and a fresh start leaves no debris behind."""
     assert server.run(tmp_path, ARGV, kill_at="write:last.pt:1") == -signal.SIGKILL

@@ -120,6 +120,15 @@ def test_epoch_order_and_augmentation_depend_only_on_seed_and_epoch():
     assert not torch.equal(first[0], next(iter(a.epoch(5)))[0])
 
 
+def test_an_epoch_started_at_a_later_step_gives_the_rest_of_the_same_batches():
+    """What a run resumed mid-epoch trains on: the skipped batches' crops and flips are still drawn."""
+    stream = make_stream(True, crop_padding=2, hflip=True)
+    whole = list(stream.epoch(4))
+    rest = list(stream.epoch(4, start_step=2))
+    assert len(rest) == len(whole) - 2
+    assert all(torch.equal(x, x2) and torch.equal(y, y2) for (x, y), (x2, y2) in zip(whole[2:], rest))
+
+
 def test_eval_stream_is_deterministic_and_complete():
     stream = make_stream(False, crop_padding=2, hflip=True)
     labels = torch.cat([y for _, y in stream.epoch(0)])

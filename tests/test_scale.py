@@ -68,6 +68,15 @@ def test_gpu_decode_path_matches_cpu_fallback(tmp_path, train):
         assert torch.equal(ya, yb)
 
 
+def test_a_folder_epoch_started_at_a_later_step_gives_the_rest_of_the_same_batches(tmp_path):
+    write_jpeg_folder(tmp_path)
+    samples, _ = scan_folder(tmp_path / "train")
+    stream = FolderStream(samples, 4, 24, ((0.5,) * 3, (0.25,) * 3), True, torch.device("cpu"), seed=5, workers=0)
+    whole, rest = list(stream.epoch(3)), list(stream.epoch(3, start_step=1))
+    assert len(rest) == len(whole) - 1 == 3 and len(stream) == 4
+    assert all(torch.equal(x, x2) and torch.equal(y, y2) for (x, y), (x2, y2) in zip(whole[1:], rest))
+
+
 @pytest.mark.slow
 def test_imagenet_folder_trains_from_main(tmp_path, monkeypatch):
     write_jpeg_folder(tmp_path / "imagenet")
