@@ -868,26 +868,30 @@ def _classifier_width(twin: Twin, weights: dict[str, torch.Tensor], model: nn.Mo
 
 # ----------------------------------------------------------------------------------------- equivalence
 def randomize_(module: nn.Module, generator: torch.Generator) -> None:
-    """Random values in every tensor, so that a misplaced or mis-transformed tensor changes the logits: He-scaled
-    normal weights; per-channel scales (norm weights, WS gains, Affine α, LayerScale γ, the SkipInit scalar) 1 ± 0.1
-    and shifts N(0, 0.1²), so the signal keeps its scale through any depth; BatchNorm running means N(0, 0.1²) and
-    variances U(0.5, 1.5) (the perturbed statistics that catch an eps or a swapped buffer). Zero-initialised parts
-    (SkipInit gains, LayerScale, heads) get values too, so none hides a mismatch."""
+    """Random values in every tensor, so that a misplaced or mis-transformed tensor changes the logits: weights
+    with He's variance; per-channel scales (norm weights, WS gains, Affine α, LayerScale γ, the SkipInit scalar)
+    1 ± 0.1 and shifts ±0.1 (standard deviations), so the signal keeps its scale through any depth; BatchNorm
+    running means ±0.1 and variances in [0.5, 1.5] (the perturbed statistics that catch an eps or a swapped
+    buffer). Zero-initialised parts (SkipInit gains, LayerScale, heads) get values too, so none hides a mismatch.
+    Every draw is uniform, filled in place: in float64 that is 4x cheaper than normal draws (VGG has 133M weights)."""
+    def fill_(tensor: torch.Tensor, mean: float, std: float) -> None:
+        half_width = math.sqrt(3.0) * std  # U(mean ± √3·std) has standard deviation std
+        tensor.uniform_(mean - half_width, mean + half_width, generator=generator)
+
     with torch.no_grad():
         for name, tensor in module.state_dict(keep_vars=True).items():
             if not tensor.is_floating_point():
                 continue
-            noise = torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)
             leaf = name.rpartition(".")[2]
             per_channel = tensor.numel() == max(tensor.shape, default=1)  # a vector or a scalar, whatever its shape
             if leaf == "running_var":
-                tensor.copy_(torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype) + 0.5)
+                tensor.uniform_(0.5, 1.5, generator=generator)
             elif leaf in ("running_mean", "beta") or leaf.endswith("bias") or "token" in leaf or "pos_emb" in leaf:
-                tensor.copy_(0.1 * noise)
+                fill_(tensor, 0.0, 0.1)
             elif not per_channel:
-                tensor.copy_(noise * math.sqrt(2.0 / (tensor.numel() // tensor.shape[0])))
+                fill_(tensor, 0.0, math.sqrt(2.0 / (tensor.numel() // tensor.shape[0])))
             else:
-                tensor.copy_(1.0 + 0.1 * noise)
+                fill_(tensor, 1.0, 0.1)
 
 
 def random_reference(twin: Twin, img_size: int, seed: int = 0) -> nn.Module:
