@@ -28,7 +28,8 @@ convolution is its patch embedding gains nothing from it), a batch of at least -
 with the recipe's learning rate scaled linearly (lr_reference_batch = the recipe's batch where the
 recipe gives none), and --parallel sweep processes at once (default 4 on a GPU: a 32-px model does not
 fill an H100 alone). On a CPU the sweep keeps each recipe's own batch and one process, so its runs are
-the CPU sweep's runs and are shared with it.
+the CPU sweep's runs and are shared with it; the anchor items, there only to rehearse the plan, run smaller
+than benchmarks.anchors' own CPU defaults (``CPU_REHEARSAL``), so that the first fit a minute or so.
 
 --dry-run prints the plan: each item's estimated seconds from results/complexity.csv (forward GMACs at
 the item's input) and an assumed sustained throughput — --assume-tflops (default 150 TFLOP/s on a GPU,
@@ -58,6 +59,9 @@ from harness.results import device_name
 
 GRACE_S = 10.0            # s: Ctrl-C this long before the budget ends, for children to write and exit
 STARTUP_S = {"cuda": 20.0, "cpu": 8.0}   # s per process: interpreter, torch import, CUDA context, dataset
+# The anchors' settings a CPU campaign changes (px, timed repeats): the CPU figures worth keeping come from
+# `python -m benchmarks.anchors --device=cpu` at its own defaults.
+CPU_REHEARSAL = {"img_size": 64, "repeats": 3}
 COMPILE_S = 60.0          # s: torch.compile of the time-to-accuracy run (the fmnist_tta protocol compiles)
 GPU_TFLOPS = 150.0        # TFLOP/s sustained, assumed on a GPU unless --assume-tflops says otherwise
 GPU_OVERHEAD_S = 2e-5     # s per training image on a GPU: launch-bound small models top out near 50k img/s
@@ -102,7 +106,8 @@ def seconds_for(images: float, gmacs: float, settings: Settings) -> float:
 
 def anchor_items(settings: Settings) -> list[Item]:
     """The three anchor measurements at the anchors' own defaults for this device."""
-    d = anchors.DEFAULTS[settings.device]
+    changed = CPU_REHEARSAL if settings.device == "cpu" else {}
+    d = {**anchors.DEFAULTS[settings.device], **changed}
     size, batch = d["img_size"], d["batch_size"]
     models = [ours for ours, _ in anchors.LIBRARY_PAIRS] + anchors.MFU_MODELS
     setting = {m: "native" if zoo.get_model_info(m).native_size == size else "anchors" for m in models}
@@ -112,7 +117,8 @@ def anchor_items(settings: Settings) -> list[Item]:
     timed = (d["warmup"] + d["repeats"] * d["steps"]) * batch            # images one bare measurement trains
     harness = (d["warmup"] + d["steps"] + 1) * batch * (d["repeats"] + 1)  # the harness run's synthetic epochs
     startup = STARTUP_S[settings.device]
-    common = [f"--device={settings.device}", f"--out-dir={Path(settings.results_dir) / 'anchors'}"]
+    common = [f"--device={settings.device}", f"--out-dir={Path(settings.results_dir) / 'anchors'}",
+              *(f"--{k.replace('_', '-')}={v}" for k, v in changed.items())]
     return [
         Item("anchors: overhead (ResNet-50)", "anchors", ["benchmarks.anchors", "--only=overhead", *common],
              2 * startup + seconds_for(timed + harness, gmacs["resnet50"], settings)),
@@ -157,10 +163,12 @@ def sweep_items(protocol_name: str, models: list[str], group: str, settings: Set
     protocol = sweep.load_protocol(protocol_name)
     configs = []
     for model in models:
-        cfg = sweep.run_config(protocol, model, 0, protocol.dataset, {}, settings.checkpoint_root)
-        overrides = {"results_dir": settings.results_dir, **gpu_overrides(cfg, model, settings)}
-        configs.append((model, 0, sweep.run_config(protocol, model, 0, protocol.dataset, overrides,
-                                                   settings.checkpoint_root), overrides))
+        overrides = {"results_dir": settings.results_dir}
+        cfg = sweep.run_config(protocol, model, 0, protocol.dataset, overrides, settings.checkpoint_root)
+        if scaled := gpu_overrides(cfg, model, settings):  # each config costs a meta build: one on a CPU
+            overrides.update(scaled)
+            cfg = sweep.run_config(protocol, model, 0, protocol.dataset, overrides, settings.checkpoint_root)
+        configs.append((model, 0, cfg, overrides))
     parallel = group in ("seed", "rest")  # the fmnist runs share the device; time to accuracy runs alone
     share = settings.parallel if parallel else 1
     prior = dataclasses.replace(settings.prior, sustained_tflops=settings.prior.sustained_tflops / share)

@@ -85,10 +85,11 @@ def count_params(model: nn.Module) -> int:
 @torch.no_grad()
 def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, list[str]]:
     """(MACs of one forward pass on ``example``, ops fvcore skipped that may cost MACs)."""
+    from fvcore.nn import FlopCountAnalysis
+
     model.eval()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and deprecation chatter (fvcore warns on import); skipped ops come back
-        from fvcore.nn import FlopCountAnalysis
+        warnings.simplefilter("ignore")  # tracer and deprecation chatter; skipped ops are reported below
         analysis = FlopCountAnalysis(model, example).set_op_handle(**EXTRA_HANDLES)
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)

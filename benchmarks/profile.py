@@ -19,6 +19,7 @@ import hashlib
 import inspect
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import zoo
@@ -61,7 +62,9 @@ def profile_row(name: str, setting: str, img_size: int, in_chans: int, num_class
            "num_classes": num_classes, "params": "", "gmacs": "", "uncounted_ops": "", "note": "",
            "code_hash": fingerprint}
     try:
-        row.update(complexity.profile_model(name, img_size, in_chans, num_classes))
+        with warnings.catch_warnings():  # fvcore's first import warns that torch.jit.script is deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            row.update(complexity.profile_model(name, img_size, in_chans, num_classes))
     except zoo.ModelConfigError as err:
         row["note"] = f"not accepted: {err}".replace("\n", " ")
     return row
