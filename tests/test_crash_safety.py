@@ -237,6 +237,13 @@ def test_killed_run_resumes_exactly_from_a_mid_epoch_checkpoint(server, referenc
     assert_same(final_state(tmp_path), reference)
 
 
+def test_a_mid_epoch_last_pt_says_how_far_its_epoch_got(server, tmp_path):
+    assert server.run(tmp_path, ARGV + EVERY_STEP, kill_at="step:4") == -signal.SIGKILL
+    last = torch.load(tmp_path / "checkpoints" / CHECKPOINTS / "last.pt", weights_only=True)
+    assert last["state"]["epoch"] == 1 and last["state"]["epoch_progress"]["steps"] == 1
+    assert last["model_spec"]["weights"] == "last (epoch 1 and 1 of the 2 steps of epoch 2)"
+
+
 def test_mid_epoch_resume_with_ema_mixup_and_randaugment_is_exact(server, tmp_path):
     """The recipe tools draw from the global RNG and the EMA keeps state of its own: both come back mid-epoch."""
     argv = ARGV + RECIPE_TOOLS
