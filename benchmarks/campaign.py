@@ -55,7 +55,6 @@ from benchmarks import anchors, cost, profile, sweep
 from benchmarks.common import (SEED_MODELS, OneLineParser, device_slug, read_csv, run_command, select_models,
                                write_csv)
 from harness.errors import UsageError
-from zoo.meta import on_meta
 from harness.results import device_name
 
 GRACE_S = 10.0            # s: Ctrl-C this long before the budget ends, for children to write and exit
@@ -155,7 +154,7 @@ def gpu_overrides(cfg, model: str, settings: Settings) -> dict[str, object]:
 
 def is_convolutional(model: str) -> bool:
     """More than a patch embedding's worth of 2-D convolutions (ViT, Mixer, CCT's one-layer stem: no)."""
-    with on_meta():  # the structure only: no memory, no initialisation
+    with torch.device("meta"):  # the structure only: no memory, no initialisation
         net = zoo.create_model(model, num_classes=10, in_chans=1, img_size=zoo.get_model_info(model).min_size)
     return sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) > 2
 

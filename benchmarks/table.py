@@ -13,12 +13,13 @@ import re
 import sys
 from pathlib import Path
 
+import torch
+
 import zoo
 from benchmarks import collect, cost, profile
 from benchmarks.common import OneLineParser, dataset_geometry, read_csv, replace_between, run_command
 from harness.errors import UsageError
 from harness.io import write_text
-from zoo.meta import on_meta
 
 MISSING = "—"
 TABLE_MARKERS = ("<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->")
@@ -273,7 +274,7 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
 def counted_params(name: str) -> int | None:
     """Parameters at 1000 classes, 3 channels, native size, counted on the meta device (no memory, no init)."""
     try:
-        with on_meta():
+        with torch.device("meta"):
             model = zoo.create_model(name)
         return sum(p.numel() for p in model.parameters())
     except Exception:  # noqa: BLE001 — a builder that cannot run on meta tensors is built for real

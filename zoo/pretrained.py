@@ -40,7 +40,6 @@ from typing import Callable, Iterable
 import torch
 import torch.nn as nn
 
-from zoo.meta import on_meta
 from zoo.registry import ModelConfigError, create_model, get_model_info, register_weights_loader, resolve_name
 
 Rename = Callable[[str], str]
@@ -823,7 +822,7 @@ def create_pretrained(
     for twin in twins:  # a file is recognised by its names: the first twin whose every tensor fits
 
         def build(classes: int) -> nn.Module:
-            with on_meta():  # no initialiser runs: every tensor comes from the source
+            with torch.device("meta"):  # no initialiser runs: every tensor comes from the source
                 return create_model(
                     name, num_classes=classes, in_chans=in_chans, img_size=img_size, **{**twin.options, **overrides}
                 )
@@ -897,7 +896,7 @@ def randomize_(module: nn.Module, generator: torch.Generator) -> None:
 
 def random_reference(twin: Twin, img_size: int, seed: int = 0) -> nn.Module:
     """The twin in float64 with random weights (``randomize_``), built without running its own initialiser."""
-    with on_meta():
+    with torch.device("meta"):
         reference = build_reference(twin, img_size=img_size)
     persistent = set(reference.state_dict())
     if any(name not in persistent for name, _ in reference.named_buffers()):  # computed buffers need a real build
@@ -919,7 +918,7 @@ def equivalence(twin: Twin, reference: nn.Module | None = None, batch: int = 2, 
     converted from it, both in eval mode and float64 on one random batch at the pair's ``test_size``."""
     size = test_size(twin)
     reference = reference if reference is not None else random_reference(twin, size, seed)
-    with on_meta():
+    with torch.device("meta"):
         model = create_model(twin.model, num_classes=1000, img_size=size, **twin.options).double()
     model.load_state_dict(convert_state_dict(twin, reference.state_dict(), model), assign=True)
     model.eval()
