@@ -47,9 +47,7 @@ def model_kwargs(s: "Session") -> dict[str, Any]:
 
 def checkpoint_spec(s: "Session", which: str) -> dict[str, Any]:
     """The spec a checkpoint carries (plain data: checkpoints load with weights_only=True)."""
-    steps = s.state.epoch_progress.get("steps") if which == "last" else None  # a last.pt written mid-epoch
-    within = f" and {steps} of the {s.steps_per_epoch} steps of epoch {s.state.epoch + 1}" if steps else ""
-    return asdict(replace(model_spec(s), weights=f"{which} (epoch {s.state.epoch}{within})"))
+    return asdict(replace(model_spec(s), weights=f"{which} ({s.position()})"))
 
 
 def export_model(s: "Session", summary: dict[str, Any]) -> None:

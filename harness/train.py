@@ -228,6 +228,12 @@ class Session:
     def writes_checkpoints(self) -> bool:
         return self.cfg.checkpoint and self.ranks.is_main
 
+    def position(self) -> str:
+        """How far the run has got: "epoch 3", or "epoch 3 and 40 of the 421 steps of epoch 4" mid-epoch."""
+        steps = self.state.epoch_progress.get("steps")
+        within = f" and {steps} of the {self.steps_per_epoch} steps of epoch {self.state.epoch + 1}" if steps else ""
+        return f"epoch {self.state.epoch}{within}"
+
     @property
     def writes_mid_epoch(self) -> bool:
         """One process only: the ranks of a data-parallel run would each stop at a step of their own."""
@@ -426,9 +432,7 @@ def open_outputs(s: Session) -> None:
             remove_stale_temporaries(s.record.folder)
             s.record.write_metrics(s.state.history)
     if s.resumed_from is not None:
-        steps = s.state.epoch_progress.get("steps")
-        within = f" and {steps} of the {s.steps_per_epoch} steps of epoch {s.state.epoch + 1}" if steps else ""
-        s.say(f"resumed from {s.resumed_from} after epoch {s.state.epoch}{within}")
+        s.say(f"resumed from {s.resumed_from} after {s.position()}")
     n_params = sum(p.numel() for p in s.model.parameters())
     n_train, n_val, n_test = s.data.sizes
     s.say(f"{s.info.name}: {n_params / 1e6:.2f}M params, {s.img_size}px, {s.cfg.dataset} ({n_train} train / "
