@@ -113,6 +113,8 @@ def finished_run(cfg: Config) -> dict | None:
     wanted = cfg.to_dict()
     defaults = config_defaults()
     for summary in completed_runs(cfg.results_dir):
+        if any(summary.get(key) != wanted[key] for key in ("model", "dataset", "seed")):
+            continue  # plainly another run: its config.yaml is not worth parsing (a plan checks 100+ runs)
         config_path = Path(cfg.results_dir) / "runs" / summary["run_id"] / "config.yaml"
         try:
             saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
