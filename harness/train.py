@@ -524,8 +524,8 @@ def evaluate_on_test(s: Session) -> dict[str, dict[str, float] | None]:
     test = s.data.test
     ema = s.tools.ema
     results = {"last": evaluate(s.model, test, s), "ema": evaluate(ema.module, test, s) if ema is not None else None}
-    results["best"] = results["last"]
-    if s.best_weights is not None and (s.state.best_epoch != s.state.epoch or s.selected is not s.model):
+    results["best"] = results["ema"] if s.selected is not s.model else results["last"]
+    if s.best_weights is not None and s.state.best_epoch != s.state.epoch:  # else the selected weights are the best
         final_weights = copy.deepcopy(s.model.state_dict())
         s.model.load_state_dict(s.best_weights)
         results["best"] = evaluate(s.model, test, s)

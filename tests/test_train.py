@@ -67,6 +67,25 @@ def test_train_and_eval_modes_switch_every_epoch(tmp_path, monkeypatch):
     assert modes[:4] == [("after-train", True), ("after-eval", False)] * 2
 
 
+@pytest.mark.parametrize("ema_select", ["true", "false"])
+def test_the_test_set_is_evaluated_once_per_set_of_weights(tmp_path, monkeypatch, ema_select):
+    """One epoch: its best weights are the selected ones (the EMA's or the model's), which the test has already
+    evaluated; only the last weights and the EMA's are tested."""
+    monkeypatch.chdir(tmp_path)
+    streams = []
+    real_eval = harness.train.evaluate
+
+    def eval_spy(model, stream, session):
+        streams.append(stream is session.data.test)
+        return real_eval(model, stream, session)
+    monkeypatch.setattr(harness.train, "evaluate", eval_spy)
+    assert run_main("--epochs=1", "--ema-decay=0.9", f"--ema-select={ema_select}") == 0
+    assert streams == [False, False, True, True]  # validation, model and EMA; then the test set, model and EMA
+    summary = json.load(open(os.path.join(only_run(), "summary.json")))
+    selected = "test_top1_ema" if ema_select == "true" else "test_top1_last"
+    assert summary["best_epoch"] == 1 and summary["test_top1_best"] == summary[selected]
+
+
 def test_warmup_finishes_within_a_short_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_main("--epochs=3", "--scheduler=cosine", "--warmup-epochs=1", "--min-lr=0.0001") == 0
