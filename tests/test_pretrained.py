@@ -34,6 +34,20 @@ def test_every_twin_computes_the_source_function():
     assert not disagreeing
 
 
+def test_references_from_one_arena_are_the_references_and_share_its_memory():
+    arena = pretrained.Arena()
+    pairs = [twin("resnet18", "torchvision:resnet18"), twin("vit_tiny_patch16_224", "timm:vit_tiny_patch16_224")]
+    for pair in pairs:
+        size = pretrained.test_size(pair)
+        carved, plain = pretrained.random_reference(pair, size, arena=arena), pretrained.random_reference(pair, size)
+        assert carved.state_dict().keys() == plain.state_dict().keys()
+        for name, tensor in carved.state_dict().items():
+            assert tensor.dtype == plain.state_dict()[name].dtype, name  # BatchNorm's int64 step counts stay int64
+            if tensor.is_floating_point():
+                assert torch.equal(tensor, plain.state_dict()[name]), name
+                assert tensor.untyped_storage().data_ptr() == arena.buffer.untyped_storage().data_ptr(), name
+
+
 def test_every_zoo_model_with_a_namesake_is_paired_or_refused():
     namesakes = set(timm.list_models()) | set(torchvision.models.list_models(module=torchvision.models))
     paired = {t.model for t in pretrained.TWINS}

@@ -904,7 +904,8 @@ class Arena:
         self.buffer = torch.empty(0, dtype=torch.float64)
 
     def materialize(self, module: nn.Module) -> nn.Module:
-        """``module`` (float64, on the meta device) with every parameter and buffer a view of the arena."""
+        """``module`` (float64, on the meta device) with every floating-point parameter and buffer a view of the
+        arena."""
         slots = {"_parameters": [], "_buffers": []}
         tensors: dict[int, torch.Tensor] = {}  # tied tensors get one view
         for owner in module.modules():
@@ -913,12 +914,15 @@ class Arena:
                     if tensor is not None:
                         named.append((owner, name, tensor))
                         tensors.setdefault(id(tensor), tensor)
-        total = sum(t.numel() for t in tensors.values())
+        total = sum(t.numel() for t in tensors.values() if t.is_floating_point())
         if self.buffer.numel() < total:  # twice the need: the next, slightly larger twin fits (untouched pages cost nothing)
             self.buffer = torch.empty(0, dtype=torch.float64)  # free the old one before the larger exists
             self.buffer = torch.empty(2 * total, dtype=torch.float64)
         views, offset = {}, 0
         for key, tensor in tensors.items():
+            if not tensor.is_floating_point():  # BatchNorm's step counts: few, and of their own dtype
+                views[key] = torch.zeros(tensor.shape, dtype=tensor.dtype)
+                continue
             views[key] = self.buffer[offset:offset + tensor.numel()].view(tensor.shape)
             offset += tensor.numel()
         for owner, name, tensor in slots["_parameters"]:
