@@ -45,8 +45,13 @@ def select_models(spec: str) -> list[str]:
 
 
 def device_slug(device_name: str) -> str:
-    """A device's name as a file-name stem: lower case, runs of other characters as one '-', 40 at most."""
-    return re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")[:40]
+    """A device's name as a file-name stem: lower case, trademark signs dropped, runs of other characters as
+    one '-', cut after a whole word to 60 characters at most."""
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\((r|tm)\)", "", device_name.lower())).strip("-")
+    if len(slug) <= 60:
+        return slug
+    cut = slug[:61]  # one past the limit: a word ending exactly at 60 is kept whole
+    return cut.rsplit("-", 1)[0] if "-" in cut else slug[:60]
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ import yaml
 import zoo
 from benchmarks import complexity, cost, profile, speed, sweep, table
 from benchmarks.collect import collect_runs
-from benchmarks.common import read_csv
+from benchmarks.common import device_slug, read_csv
 
 # A CNN, a ViT, a CCT, a Mixer and SdP-Net: (family, preferred model, input size). fvcore also counts norms
 # (FlopCounterMode does not), which is why the inputs are large enough for matmuls to dominate.
@@ -323,6 +323,13 @@ def test_collect_keeps_the_latest_run_per_seed(fixture_results):
     (group, results), = groups.items()
     assert results["resnet18"].seeds == [0, 1, 2] and results["resnet18"].top1 == [90.0, 92.0, 94.0]
     assert results["vit_tiny_patch16_224"].seeds == [0]
+
+
+def test_device_slugs_are_whole_words_without_trademark_signs():
+    assert device_slug("CPU Intel(R) Xeon(R) Processor (AMX-BF16, 2 threads)") == "cpu-intel-xeon-processor-amx-bf16-2-threads"
+    assert device_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    long = device_slug("word " * 20)
+    assert len(long) <= 60 and long.endswith("-word")
 
 
 def test_pareto_front():
