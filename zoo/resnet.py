@@ -2,15 +2,10 @@
 that change only its block: ResNeXt — Xie et al., "Aggregated Residual Transformations for Deep Neural
 Networks", CVPR 2017 — and SE-ResNet — Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018.
 
-Variants: ResNet-18/34 (basic blocks) and ResNet-50 (bottlenecks), each in the paper's ImageNet
-layout (7×7/2 stem, 3×3/2 max-pool) and a CIFAR layout (3×3/1 stem, no max-pool; the layout of
-SAM's and most CIFAR ResNet-18 baselines, not the paper's 6n+2 CIFAR nets). ``resnet18_sam`` is the
-CIFAR ResNet-18 once more, registered so that its name selects the SAM recipe (Foret et al. 2021).
-
-
 Variants: ResNet-18/34 (basic blocks) and ResNet-50/101/152 (bottlenecks), each in the paper's ImageNet
-layout (7×7/2 stem, 3×3/2 max-pool); ResNet-18/34/50 also in a CIFAR layout (3×3/1 stem, no max-pool;
-the layout of SAM's and most CIFAR ResNet-18 baselines, not the paper's 6n+2 CIFAR nets).
+layout (7×7/2 stem, 3×3/2 max-pool); ResNet-18/34/50 also in a CIFAR layout (3×3/1 stem, no max-pool; the
+layout of SAM's and most CIFAR ResNet-18 baselines, not the paper's 6n+2 CIFAR nets). ``resnet18_sam`` is the
+CIFAR ResNet-18 once more, registered so that its name selects the SAM recipe (Foret et al. 2021).
 ResNeXt-50 (32×4d): grouped 3×3 in every bottleneck, 32 groups of 4 channels in the first stage, doubling
 per stage. ResNeXt-29 (8×64d) is the ResNeXt paper's CIFAR net: a 3×3 64-channel stem, three stages of
 three bottlenecks with outputs 256/512/1024 and 8 groups of 64 channels (doubling per stage), 34.4M params
@@ -57,7 +52,7 @@ class BasicBlock(nn.Module):
         return self.conv2[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.se(self.conv2(self.conv1(x))) + self.shortcut(x))
+        return _add_and_activate(self.se(self.conv2(self.conv1(x))), self.shortcut(x), self.act)
 
 
 class Bottleneck(nn.Module):
@@ -82,7 +77,14 @@ class Bottleneck(nn.Module):
         return self.conv3[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.se(self.conv3(self.conv2(self.conv1(x)))) + self.shortcut(x))
+        return _add_and_activate(self.se(self.conv3(self.conv2(self.conv1(x)))), self.shortcut(x), self.act)
+
+
+def _add_and_activate(branch: torch.Tensor, shortcut: torch.Tensor, act: nn.Module) -> torch.Tensor:
+    # In place: the branch ends in a BatchNorm or an SE product, whose backward needs only their inputs, so its
+    # output can take the sum. One block-sized allocation fewer per block (torchvision adds in place too).
+    branch += shortcut
+    return act(branch)
 
 
 def _shortcut(in_chs: int, out_chs: int, stride: int) -> nn.Module:
