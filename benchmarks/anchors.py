@@ -14,8 +14,10 @@ rewritten after every row (a run stopped midway keeps the rows it finished):
              recorded in the CSV's both_built_with), both are warmed up, then
              their timed chunks of --steps steps alternate, A B, B A, A B ..., --repeats rounds; the CSV
              has each side's median images/s, and the ratio is the median of the per-round ratios (each
-             round's two chunks ran back to back, under nearly the same load). The 1-minute load average
-             before and after each pair is recorded with it.
+             round's two chunks ran back to back, under nearly the same load), with a 95 % bootstrap
+             interval over the rounds (ratio_ci95_low/high): a pair whose interval holds 1.0 is level at
+             this measurement's resolution. Each chunk starts with one untimed step. The 1-minute load
+             average before and after each pair is recorded with it.
   mfu        model FLOP/s in training (3 × forward MACs × 2 per image) ÷ the GPU's dense peak for the
              precision in use (BENCHMARKING.md's table; no peak is known for a CPU, so no MFU there).
 
@@ -26,6 +28,7 @@ then see 36 tokens, on both sides) — the numbers describe that CPU, and its na
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -94,7 +97,11 @@ def measure_overhead(args, device) -> Iterator[dict]:
 
 def interleaved_step_times(steps: list, args, device: torch.device) -> list[list[float]]:
     """Seconds per step of each step function, one timed chunk of ``args.steps`` steps each per round, the
-    order alternating between rounds (A B, then B A, ...), so that a change of load hits both sides alike."""
+    order alternating between rounds (A B, then B A, ...), so that a change of load hits both sides alike.
+
+    Each chunk starts with one untimed step: the first step after the other model ran refills the caches
+    with this model's weights and activations, and the A B | B A order would otherwise time one side cold
+    and the other warm in every round after the first."""
     for step in steps:
         for _ in range(args.warmup):
             step()
@@ -103,12 +110,23 @@ def interleaved_step_times(steps: list, args, device: torch.device) -> list[list
     for round_index in range(args.repeats):
         order = range(len(steps)) if round_index % 2 == 0 else reversed(range(len(steps)))
         for i in order:
+            steps[i]()
+            speed.synchronize(device)
             start = time.perf_counter()
             for _ in range(args.steps):
                 steps[i]()
             speed.synchronize(device)
             times[i].append((time.perf_counter() - start) / args.steps)
     return times
+
+
+def median_interval(values: list[float], level: float = 0.95, resamples: int = 2000) -> tuple[float, float]:
+    """A bootstrap percentile interval for the median of ``values`` (seeded, so a CSV can be recomputed):
+    how far one run's ratio can be trusted, given how much its rounds scatter."""
+    draw = random.Random(0)
+    medians = sorted(statistics.median(draw.choices(values, k=len(values))) for _ in range(resamples))
+    tail = (1.0 - level) / 2
+    return medians[int(tail * resamples)], medians[min(resamples - 1, int((1.0 - tail) * resamples))]
 
 
 def measure_libraries(args, device) -> Iterator[dict]:
@@ -122,11 +140,14 @@ def measure_libraries(args, device) -> Iterator[dict]:
             continue
         mine, reference = interleaved_step_times(steps, args, device)
         del steps
+        ratios = [r / m for m, r in zip(mine, reference)]
+        low, high = median_interval(ratios)
         yield {"model": ours, "reference": theirs,
                "both_built_with": " ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults",
                "zoo_train_images_per_s": round(args.batch_size / statistics.median(mine), 2),
                "reference_train_images_per_s": round(args.batch_size / statistics.median(reference), 2),
-               "ratio": round(statistics.median(r / m for m, r in zip(mine, reference)), 4),
+               "ratio": round(statistics.median(ratios), 4),
+               "ratio_ci95_low": round(low, 4), "ratio_ci95_high": round(high, 4),
                "target_ratio": 1.0, "rounds": args.repeats, "steps_per_chunk": args.steps,
                "load_avg_1min_before": round(load_before, 2),
                "load_avg_1min_after": round(os.getloadavg()[0], 2)}

@@ -2,6 +2,7 @@
 import csv
 
 import pytest
+import torch
 
 from benchmarks import anchors
 from benchmarks.common import run_command
@@ -53,3 +54,29 @@ def test_both_sides_of_a_pair_are_built_to_do_the_same_arithmetic(tmp_path, monk
                      ("resnet50", {}), ("tv:resnet50", {})]
     effnet, resnet = rows(next(tmp_path.glob("*_libraries.csv")))
     assert effnet["both_built_with"] == "drop_rate=0.0 drop_path_rate=0.0" and resnet["both_built_with"] == "defaults"
+
+
+def test_a_model_against_itself_reads_level_when_switching_models_costs_a_cold_step(monkeypatch):
+    """A fake clock: a step costs 2 s right after the other model ran (cold caches), 1 s otherwise. The A B | B A
+    order would time one side cold and the other warm in each round; the untimed step that opens each chunk
+    makes every timed step warm on both sides."""
+    clock = {"now": 0.0, "last": None}
+
+    def step_of(side):
+        def step():
+            clock["now"] += 2.0 if clock["last"] not in (None, side) else 1.0
+            clock["last"] = side
+        return step
+
+    monkeypatch.setattr(anchors.time, "perf_counter", lambda: clock["now"])
+    args = type("Args", (), {"warmup": 1, "steps": 2, "repeats": 6})()
+    mine, reference = anchors.interleaved_step_times([step_of("A"), step_of("B")], args, torch.device("cpu"))
+    assert mine == reference == [1.0] * 6
+
+
+def test_the_ratio_comes_with_a_bootstrap_interval_around_its_median():
+    ratios = [0.97, 0.99, 1.0, 1.01, 1.02, 1.0, 0.98, 1.03, 1.0]
+    low, high = anchors.median_interval(ratios)
+    assert low <= 1.0 <= high and min(ratios) <= low < high <= max(ratios)
+    assert anchors.median_interval(ratios) == (low, high)   # seeded: a CSV's interval can be recomputed
+    assert anchors.median_interval([1.02] * 9) == (1.02, 1.02)
