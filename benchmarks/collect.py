@@ -63,6 +63,10 @@ class ModelResult:
     def std(self) -> float:
         return statistics.stdev(self.top1) if len(self.top1) > 1 else 0.0
 
+    def at_chance(self, num_classes: int) -> bool:
+        """Within a point of guessing (100 / classes %): a run whose recipe never started learning."""
+        return self.mean <= 100.0 / num_classes + 1.0
+
 
 def _read_config(folder: Path) -> dict[str, Any]:
     try:

@@ -6,11 +6,14 @@
   compare_<group>_val_curves.png          every model's validation top-1 per epoch (mean over seeds)
 
 The Pareto front joins the models no other model beats on both axes (more accuracy for less cost, or
-for more throughput). Written by ``python -m benchmarks.table`` (or ``python -m benchmarks.plots``).
+for more throughput). Runs at chance (the recipe never started learning) are named in the title, not
+drawn: a point at 10 % would squash the others into the top of the axis. Written by
+``python -m benchmarks.table`` (or ``python -m benchmarks.plots``).
 """
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -77,7 +80,7 @@ def scatter(points: dict[str, tuple[float, float]], families: dict[str, str], ti
         ax.plot(xs, ys, linestyle="--", color="grey", zorder=2, label="Pareto front")
     ax.set_xscale("log")
     ax.set(xlabel=xlabel, ylabel="test top-1 (%)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 130), fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="family", title_fontsize=8)
     fig.tight_layout()
@@ -95,7 +98,7 @@ def validation_curves(results: dict[str, collect.ModelResult], title: str, path:
                 by_epoch.setdefault(epoch, []).append(top1)
         epochs = sorted(by_epoch)
         ax.plot(epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], marker="o", markersize=3, label=name)
-    ax.set(title=title, xlabel="epoch", ylabel="validation top-1 (%)")
+    ax.set(title=textwrap.fill(title, 90), xlabel="epoch", ylabel="validation top-1 (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     save_figure(fig, path)
@@ -104,12 +107,15 @@ def validation_curves(results: dict[str, collect.ModelResult], title: str, path:
 
 def comparison_plots(groups: dict, complexity_rows: list[dict], plots_dir: str) -> list[Path]:
     paths = []
-    for group, results in groups.items():
+    for group, every_result in groups.items():
         base = Path(plots_dir) / f"compare_{group.slug}"
-        families = {name: r.family for name, r in results.items()}
-        devices = sorted({d for r in results.values() for d in r.device_names if d})
-        where = f"{group.label}; trained on {', '.join(devices) or 'unknown hardware'}"
         in_chans, num_classes = dataset_geometry(group.dataset)
+        results = {name: r for name, r in every_result.items() if not r.at_chance(num_classes)}
+        families = {name: r.family for name, r in results.items()}
+        devices = sorted({d for r in every_result.values() for d in r.device_names if d})
+        where = f"{group.label}; trained on {', '.join(devices) or 'unknown hardware'}"
+        if len(results) < len(every_result):
+            where += f"; not shown, at chance: {', '.join(sorted(set(every_result) - set(results)))}"
         gmacs = {}
         for name, result in results.items():
             counted = profile.lookup(complexity_rows, name, result.img_size, in_chans, num_classes)

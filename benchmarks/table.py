@@ -55,12 +55,16 @@ def speed_cell(row: dict | None, kind: str, info: zoo.ModelInfo | None) -> str:
     return fmt_rate(row[f"{kind}_samples_per_sec"]) + at
 
 
-def fmt_top1(result: collect.ModelResult | None) -> str:
+AT_CHANCE = "†"
+
+
+def fmt_top1(result: collect.ModelResult | None, num_classes: int) -> str:
     if result is None:
         return MISSING
+    mark = f" {AT_CHANCE}" if result.at_chance(num_classes) else ""
     if len(result.top1) == 1:
-        return f"{result.mean:.2f} (1)"
-    return f"{result.mean:.2f} ± {result.std:.2f} ({len(result.top1)})"
+        return f"{result.mean:.2f} (1){mark}"
+    return f"{result.mean:.2f} ± {result.std:.2f} ({len(result.top1)}){mark}"
 
 
 def seed_published() -> dict[str, float]:
@@ -224,9 +228,9 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
                  speed_cell(speed_row, "train", info), speed_cell(speed_row, "infer", info)]
         for group, results in groups.items():
             result = results.get(name)
-            cells.append(fmt_top1(result))
+            in_chans, num_classes = dataset_geometry(group.dataset)
+            cells.append(fmt_top1(result, num_classes))
             if result:
-                in_chans, num_classes = dataset_geometry(group.dataset)
                 counted = profile.lookup(complexity_rows, name, result.img_size, in_chans, num_classes)
                 cells.append(f"{fmt_gmacs(counted['gmacs'])} @{result.img_size}px" if counted else MISSING)
             else:
@@ -249,6 +253,11 @@ def benchmark_table(complexity_rows: list[dict], speed: collect.SpeedSet | None,
         inference_note(inference, len(zoo.list_models())),
         f"² GPU throughput from `python -m benchmarks.speed`: {speed_note}.",
         *[accuracy_note(group, results, complexity_rows, len(zoo.list_models())) for group, results in groups.items()],
+        *([f"{AT_CHANCE} At chance (100 % / classes, within a point): the run is real and finished, but its recipe "
+           "never started learning in the protocol's epochs (its metrics.csv shows whether the loss ever left "
+           "ln(classes)); the comparison plots leave it out."]
+          if any(r.at_chance(dataset_geometry(g.dataset)[1]) for g, rs in groups.items() for r in rs.values())
+          else []),
         "³ Published by the seed project (Mayurji/CNNs-PyTorch README: CIFAR-10, 10 epochs, 224 px, its own "
         "per-model schedules); not measured here.",
     ]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import yaml
 
 import zoo
-from benchmarks import complexity, cost, profile, speed, sweep, table
+from benchmarks import complexity, cost, plots, profile, speed, sweep, table
 from benchmarks.collect import collect_runs
 from benchmarks.common import device_slug, read_csv
 
@@ -323,6 +323,30 @@ def test_collect_keeps_the_latest_run_per_seed(fixture_results):
     (group, results), = groups.items()
     assert results["resnet18"].seeds == [0, 1, 2] and results["resnet18"].top1 == [90.0, 92.0, 94.0]
     assert results["vit_tiny_patch16_224"].seeds == [0]
+
+
+def test_a_run_at_chance_is_marked_and_explained(fixture_results):
+    results = fixture_results / "results"
+    write_run(results, "20250103-000000_nin_h", "nin_cifar", 0, 10.0)    # ln(10) loss throughout: never learned
+    write_run(results, "20250103-000000_lenet_i", "lenet5", 0, 11.5)     # a point and a half above: it learned
+    text = table.benchmark_table(read_csv(results / "complexity.csv"), None, collect_runs(str(results)))
+    rows = table_rows(text)
+    assert "10.00 (1) †" in rows["nin_cifar"] and "11.50 (1)" in rows["lenet5"] and "92.00 ± 2.00 (3)" in rows["resnet18"]
+    assert "† At chance (100 % / classes, within a point)" in text
+    write_run(fixture_results / "fine", "20250103-000000_lenet_j", "lenet5", 0, 90.0)
+    assert "†" not in table.benchmark_table([], None, collect_runs(str(fixture_results / "fine")))
+
+
+def test_the_comparison_plots_leave_runs_at_chance_out_and_name_them(fixture_results, monkeypatch):
+    results = fixture_results / "results"
+    write_run(results, "20250103-000000_nin_h", "nin_cifar", 0, 10.0)
+    drawn = []
+    monkeypatch.setattr(plots, "scatter", lambda points, families, title, *a, **k: drawn.append((set(points), title)))
+    monkeypatch.setattr(plots, "validation_curves", lambda results, title, path: drawn.append((set(results), title)))
+    plots.comparison_plots(collect_runs(str(results)), read_csv(results / "complexity.csv"), str(fixture_results))
+    assert len(drawn) == 4
+    for names, title in drawn:
+        assert "nin_cifar" not in names and "resnet18" in names and title.endswith("; not shown, at chance: nin_cifar")
 
 
 def test_device_slugs_are_whole_words_without_trademark_signs():
