@@ -135,6 +135,37 @@ def test_se_gate_acts_before_the_residual_addition(block):
         torch.testing.assert_close(block(x), F.relu(block.shortcut(x)))
 
 
+@pytest.mark.parametrize("name,options", [("resnet50", {}), ("se_resnet18", {}),
+                                          ("se_resnet18", {"act_before_se": True, "stem_pool": "ceil"})])
+def test_the_in_place_residual_sum_trains_like_the_out_of_place_one(name, options):
+    """The blocks add the shortcut into the branch's output in place; autograd would refuse it where the branch's
+    last op needs its own output for backward, and the gradients must equal those of a plain sum."""
+    torch.manual_seed(0)
+    model = zoo.create_model(name, num_classes=10, in_chans=3, img_size=32, **options).double()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    model(x).square().sum().backward()
+    in_place = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+
+    def summed_out_of_place(block, x):
+        branch = block.conv2(block.conv1(x))
+        if isinstance(block, Bottleneck):
+            branch = block.conv3(branch)
+        return block.act(block.se(branch) + block.shortcut(x))
+
+    for block in model.modules():
+        if isinstance(block, (BasicBlock, Bottleneck)):
+            block.forward = lambda x, block=block: summed_out_of_place(block, x)
+    model(x).square().sum().backward()
+    for a, b in zip(in_place, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_relu_before_an_se_gate_needs_the_gate():
+    with pytest.raises(ValueError, match="act_before_se .* needs an SE gate"):
+        BasicBlock(16, 16, act_before_se=True)
+
+
 def test_se_resnet50_has_an_r16_gate_with_biases_in_every_block():
     with torch.device("meta"):
         model = zoo.create_model("se_resnet50")

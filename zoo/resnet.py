@@ -41,6 +41,9 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_chs: int, width: int, stride: int = 1, se_ratio: float = 0.0, act_before_se: bool = False):
         super().__init__()
+        if act_before_se and not se_ratio:
+            raise ValueError("act_before_se puts a ReLU between the second BatchNorm and the SE gate: it needs an SE "
+                             "gate (se_resnet18)")
         out_chs = width * self.expansion
         self.conv1 = ConvNormAct(in_chs, width, 3, stride)
         self.conv2 = ConvNormAct(width, out_chs, 3, act_layer=nn.ReLU if act_before_se else None)
