@@ -110,6 +110,7 @@ CASES = [
     (["--model-kwargs={{drop_rate: true}}"], "drop_rate of resnet18 must be float"),
     (["--model-kwargs={{drop_rate: 1.5}}"], "cannot build resnet18: dropout probability"),
     (["--model-kwargs={{drop_rate: .nan}}"], "model_kwargs must be finite"),
+    (["--model-kwargs={{act_before_se: true}}"], "cannot build resnet18: act_before_se puts a ReLU between"),
     (["--model-kwargs={{num_classes: 5}}"], "may not set num_classes: the harness sets it from --dataset"),
     (["--model-kwargs={{in_chans: 1}}"], "may not set in_chans"),
     (["--model-kwargs={{img_size: 64}}"], "may not set img_size: the harness sets it from --img-size"),
